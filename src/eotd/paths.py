@@ -1,0 +1,52 @@
+"""Every path the project uses, resolved in one place (from this file and environment variables, never the cwd).
+
+JupyterLab runs notebooks with cwd = notebooks/, papermill with the caller's cwd: both see the same paths.
+Overrides: EOTD_DATA_DIR (local copy of the benchmark data, laid out like shared/data; unset = the HF hub),
+EOTD_RESULTS_DIR and EOTD_CACHE_DIR.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMS = ROOT / "params"
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def results_dir(name: str | None = None) -> Path:
+    """results/ (or EOTD_RESULTS_DIR), or its sub-folder for one params file, created on demand."""
+    base = _env_path("EOTD_RESULTS_DIR", ROOT / "results")
+    path = base / name if name else base
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(kind: str | None = None) -> Path:
+    """.cache/ (or EOTD_CACHE_DIR) for teacher responses, models and checkpoints; never in git."""
+    base = _env_path("EOTD_CACHE_DIR", ROOT / ".cache")
+    path = base / kind if kind else base
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_dir() -> Path | None:
+    """The local benchmark folder from EOTD_DATA_DIR, or None to load from the Hugging Face hub."""
+    value = os.environ.get("EOTD_DATA_DIR")
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"EOTD_DATA_DIR={value!r} is not a folder; point it at a copy laid out like shared/data")
+    return path
+
+
+def project_path(path: str | Path) -> Path:
+    """A path from a params file: absolute as given, relative ones against the project root (not the cwd)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else ROOT / path

@@ -1,0 +1,98 @@
+"""The verifiers every stage uses: does a CoT, PoT or EoT rationale yield the gold answer?
+
+CoT answers are read in-process; PoT programs run and EoT systems are solved in the sandbox pool (eotd.sandbox).
+Neither function raises on a bad rationale: the Verdict says what went wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from tqdm.auto import tqdm
+
+from eotd.answers import Number, extract_answer, numbers_equal, parse_number, to_json
+from eotd.sandbox import Job, Outcome, Sandbox, shared_sandbox
+
+KINDS = ("cot", "pot", "eot")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    answer: Number | None
+    reason: str  # "ok", "wrong_answer", "no_answer", "syntax_error", "runtime_error", "timeout", "memory", ...
+    detail: str = ""
+
+
+def _gold(gold) -> Number | None:
+    return parse_number(gold) if isinstance(gold, str) else gold
+
+
+def _judge(outcome: Outcome, gold) -> Verdict:
+    if outcome.reason != "ok":
+        return Verdict(False, outcome.answer, outcome.reason, outcome.detail)
+    correct = numbers_equal(outcome.answer, _gold(gold))
+    return Verdict(correct, outcome.answer, "ok" if correct else "wrong_answer", outcome.detail)
+
+
+def _read_cot(rationale: str) -> Outcome:
+    extraction = extract_answer(rationale)
+    if extraction.value is None:
+        return Outcome(None, "no_answer", "no number in the rationale")
+    return Outcome(extraction.value, "ok", f"rule={extraction.rule}")
+
+
+def verify_many(
+    items: Iterable[tuple[str, str, object]],
+    *,
+    timeout: float = 5.0,
+    memory_mb: int = 512,
+    sandbox: Sandbox | None = None,
+    progress: bool = False,
+) -> list[Verdict]:
+    """Verify (kind, rationale, gold) tuples in parallel; verdicts come back in input order."""
+    items = list(items)
+    outcomes: list[Outcome | None] = [None] * len(items)
+    jobs, slots = [], []
+    for i, (kind, rationale, _) in enumerate(items):
+        if kind not in KINDS:
+            outcomes[i] = Outcome(None, "unknown_kind", f"kind must be one of {KINDS}, got {kind!r}")
+        elif not isinstance(rationale, str) or not rationale.strip():
+            outcomes[i] = Outcome(None, "no_answer", "empty rationale")
+        elif kind == "cot":
+            outcomes[i] = _read_cot(rationale)
+        else:
+            jobs.append(Job(kind, rationale, timeout, memory_mb))
+            slots.append(i)
+    if jobs:
+        done = (sandbox or shared_sandbox()).imap(jobs)
+        for i, outcome in zip(slots, tqdm(done, total=len(jobs), desc="verify", disable=not progress)):
+            outcomes[i] = outcome
+    return [_judge(outcome, gold) for outcome, (_, _, gold) in zip(outcomes, items)]
+
+
+def verify(kind: str, rationale: str, gold, **options) -> Verdict:
+    """Verify one rationale of `kind` ("cot", "pot" or "eot") against the gold answer."""
+    return verify_many([(kind, rationale, gold)], **options)[0]
+
+
+def verify_records(rows: list[dict], **options) -> list[dict]:
+    """Rows with kind, rationale and gold, returned with answer, correct, reason and detail added."""
+    verdicts = verify_many(((r["kind"], r["rationale"], r["gold"]) for r in rows), **options)
+    return [
+        {**row, "answer": to_json(v.answer), "correct": v.correct, "reason": v.reason, "detail": v.detail}
+        for row, v in zip(rows, verdicts)
+    ]
+
+
+def summarize(verified: list[dict]) -> dict:
+    """Per kind: how many rationales, how many verified, and the reasons for each verdict."""
+    summary: dict[str, dict] = {}
+    for row in verified:
+        entry = summary.setdefault(row["kind"], {"total": 0, "verified": 0, "reasons": {}})
+        entry["total"] += 1
+        entry["verified"] += bool(row["correct"])
+        entry["reasons"][row["reason"]] = entry["reasons"].get(row["reason"], 0) + 1
+    for entry in summary.values():
+        entry["acceptance"] = entry["verified"] / entry["total"]
+    return summary

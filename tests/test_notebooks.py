@@ -1,0 +1,43 @@
+"""Every numbered notebook runs through papermill on the smoke tier (real kernel, real outputs)."""
+import json
+
+import pytest
+
+from eotd import study
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path))
+    return tmp_path / "smoke"
+
+
+def test_verification_notebook_writes_its_outputs(results):
+    study.run("params/smoke.yaml", stages=["02"])
+    assert (results / "02_verification.ipynb").exists()
+    summary = json.loads((results / "verification_summary.json").read_text())
+    assert set(summary) == {"cot", "pot", "eot"}
+    assert summary["pot"]["reasons"]["forbidden"] == 1
+    assert summary["pot"]["reasons"]["timeout"] == 1
+    assert summary["eot"]["reasons"]["underdetermined"] == 1
+    verified = [json.loads(line) for line in (results / "verified.jsonl").read_text().splitlines()]
+    assert verified and all(row["correct"] for row in verified)
+    assert sum(entry["verified"] for entry in summary.values()) == len(verified)
+    assert (results / "verification_reasons.png").stat().st_size > 0
+    run = json.loads((results / "run.json").read_text())
+    assert run["stages"]["02_verification"]["params"]["name"] == "smoke"
+
+
+def test_every_notebook_has_one_parameters_cell_matching_params():
+    from typing import get_type_hints
+
+    from eotd.params import Params
+
+    for path in study.notebooks():
+        nb = json.loads(path.read_text())
+        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, path
+        names = {line.split("=")[0].strip() for line in "".join(tagged[0]["source"]).splitlines()
+                 if "=" in line and not line.startswith("#")}
+        assert names <= set(get_type_hints(Params)), (path, names - set(get_type_hints(Params)))
+        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{path} has outputs"
