@@ -12,8 +12,10 @@ def results(tmp_path, monkeypatch):
     return tmp_path / "smoke"
 
 
-def test_verification_notebook_writes_its_outputs(results):
-    study.run("params/smoke.yaml", stages=["02"])
+def test_verification_notebook_on_a_rationales_file(results, tmp_path):
+    tier = tmp_path / "smoke.yaml"
+    tier.write_text("name: smoke\nrationales_file: tests/fixtures/rationales.jsonl\n")
+    study.run(tier, stages=["02"])
     assert (results / "02_verification.ipynb").exists()
     summary = json.loads((results / "verification_summary.json").read_text())
     assert set(summary) == {"cot", "pot", "eot"}
@@ -41,3 +43,20 @@ def test_every_notebook_has_one_parameters_cell_matching_params():
                  if "=" in line and not line.startswith("#")}
         assert names <= set(get_type_hints(Params)), (path, names - set(get_type_hints(Params)))
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{path} has outputs"
+
+
+def test_synthesis_then_verification_on_smoke(results, tmp_path, monkeypatch):
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+    study.run("params/smoke.yaml", stages=["01", "02"])
+    summary = json.loads((results / "synthesis_summary.json").read_text())
+    assert summary["teacher"] == "annotation:gold-annotations-v1" and summary["teacher_is_llm"] is False
+    for thought in ("cot", "pot", "eot"):
+        entry = summary["types"][thought]
+        assert {"generated", "verified", "kept", "reasons"} <= set(entry) and entry["kept"] > 0
+    assert {"tokens", "cost"} <= set(summary)
+    verification = json.loads((results / "verification_summary.json").read_text())
+    # 02 re-verifies every generated rationale and agrees with 01
+    assert {t: v["verified"] for t, v in verification.items()} == {t: s["verified"] for t, s in summary["types"].items()}
+    assert (results / "01_data_synthesis.ipynb").exists() and (results / "synthesis_reject_reasons.png").exists()
+    run = json.loads((results / "run.json").read_text())
+    assert {"01_data_synthesis", "02_verification"} <= set(run["stages"])

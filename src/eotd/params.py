@@ -25,11 +25,28 @@ class Params:
     name: str  # results go to results/<name>/; defaults to the file's stem
     seed: int = 0
     data_dir: str | None = None  # local benchmark copy; None = EOTD_DATA_DIR, else the HF hub
+    thought_types: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])
+    # data synthesis (01)
+    train_dataset: str = "gsm_symbolic"  # "gsm_symbolic" (reasoning-gym, offline) or a loader name like "gsm8k_train"
+    train_questions: int | None = None  # a seeded sample of this many training questions; None = all
+    gsm_symbolic_split: str = "template"  # hold out whole templates ("template") or instances ("instance")
+    gsm_symbolic_test_fraction: float = 0.2
+    teacher: str = "annotation"  # "annotation" (gold-derived, offline) | "openai" (any compatible endpoint) | "transformers"
+    teacher_model: str | None = None  # e.g. gpt-3.5-turbo, a vLLM model name, or a hub id / folder for transformers
+    teacher_base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 for vLLM
+    teacher_api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key (the key itself never goes in params)
+    temperature: float = 0.7
+    samples_per_question: int = 1
+    teacher_max_tokens: int = 512
+    teacher_concurrency: int = 8
+    teacher_batch_size: int = 8  # transformers teacher
+    price_input_per_m: float = 0.0  # USD per 1M input tokens, for the cost column
+    price_output_per_m: float = 0.0
+    budget_usd: float | None = None  # stop cleanly before the run would spend more
     # verification (02)
-    rationales_file: str | None = None  # JSONL of {question_id, kind, rationale, gold}, relative to the project root
+    rationales_file: str | None = None  # JSONL of {question_id, kind, rationale, gold}; None = the synthesis output
     verify_timeout: float = 5.0  # seconds per PoT program / EoT system
     verify_memory_mb: int = 512
-    thought_types: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

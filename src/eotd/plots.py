@@ -15,12 +15,14 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
     return Path(path)
 
 
-def verdict_reasons(verified: pd.DataFrame) -> plt.Figure:
-    """Bar chart: how many rationales of each thought type ended with each verdict reason."""
-    counts = verified.groupby(["kind", "reason"]).size().rename("count").reset_index()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    sns.barplot(data=counts, x="reason", y="count", hue="kind", ax=ax)
-    ax.set(xlabel="verdict", ylabel="rationales", title="Verification verdicts by thought type")
+def verdicts(per_type: dict[str, dict], title: str) -> plt.Figure:
+    """Bar chart of verdict reasons per thought type, from {type: {"reasons": {reason: count}}} summaries."""
+    counts = pd.DataFrame(
+        [{"thought": t, "reason": r, "count": n} for t, s in per_type.items() for r, n in s["reasons"].items()]
+    )
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    sns.barplot(data=counts, x="reason", y="count", hue="thought", ax=ax)
+    ax.set(xlabel="verdict", ylabel="rationales (log)", yscale="log", title=title)
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return fig

@@ -1,0 +1,158 @@
+"""From raw student outputs to answers, ETD combination strategies and the accuracy table.
+
+How ETD combines its three thought types at test time is unknown (paper §4), so `combine` reports every candidate:
+each trigger alone, fallback chains (next thought only when the previous one produced no answer) and a majority vote.
+No strategy ever looks at the gold answer to choose; gold is only used to mark the chosen answer right or wrong.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from eotd.answers import Number, numbers_equal, to_json
+from eotd.verify import KINDS, verify_many
+
+PRODUCED = frozenset({"ok", "wrong_answer"})
+DEFAULT_ORDER = ["pot", "eot", "cot"]
+TABLE_COLUMNS = ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
+
+
+def score(outputs: list[dict], timeout: float = 5.0, memory_mb: int = 512, progress: bool = False) -> list[dict]:
+    """Each output verified as its thought type in one verify_many batch.
+
+    Adds answer (to_json text or None), reason, detail, correct and produced (an answer came out, right or wrong).
+    """
+    verdicts = verify_many(
+        ((o["thought"], o["output"], o["gold"]) for o in outputs),
+        timeout=timeout, memory_mb=memory_mb, progress=progress,
+    )
+    return [
+        {**o, "answer": to_json(v.answer), "reason": v.reason, "detail": v.detail,
+         "correct": bool(v.correct), "produced": v.reason in PRODUCED}
+        for o, v in zip(outputs, verdicts)
+    ]
+
+
+def _from_json(text: str | None) -> Number | None:
+    """Inverse of to_json: '12' -> int, '3/4' -> Fraction, anything else -> float (to_json writes floats by repr)."""
+    if text is None:
+        return None
+    if "/" in text:
+        return Fraction(text)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _row(key: tuple, gold, strategy: str, thought_used: str | None, answer, reason: str, correct: bool) -> dict:
+    dataset, method, question_id = key
+    return {"dataset": dataset, "method": method, "question_id": question_id, "strategy": strategy,
+            "thought_used": thought_used, "answer": answer, "reason": reason, "correct": bool(correct), "gold": gold}
+
+
+def _fallback(key, gold, by_thought: dict[str, dict], order: list[str]) -> dict:
+    strategy = "fallback:" + ">".join(order)
+    for thought in order:
+        rec = by_thought.get(thought)
+        if rec is not None and rec["produced"]:
+            return _row(key, gold, strategy, thought, rec["answer"], rec["reason"], rec["correct"])
+    return _row(key, gold, strategy, None, None, "none_produced", False)
+
+
+def _vote(key, gold, by_thought: dict[str, dict], tie_order: list[str]) -> dict:
+    rank = {t: i for i, t in enumerate(list(tie_order) + [k for k in KINDS if k not in tie_order])}
+    produced = sorted((t for t, r in by_thought.items() if r["produced"]), key=lambda t: (rank.get(t, len(rank)), t))
+    # Groups are built in tie order, so each group's first member is its earliest thought and, with a stable max,
+    # the earliest-created group wins a tie. numbers_equal is tolerant, hence compare with the group's first member.
+    groups: list[list[str]] = []
+    for thought in produced:
+        value = _from_json(by_thought[thought]["answer"])
+        for group in groups:
+            if numbers_equal(value, _from_json(by_thought[group[0]]["answer"])):
+                group.append(thought)
+                break
+        else:
+            groups.append([thought])
+    if not groups:
+        return _row(key, gold, "vote", None, None, "none_produced", False)
+    winner = max(groups, key=len)
+    rec = by_thought[winner[0]]
+    return _row(key, gold, "vote", "+".join(winner), rec["answer"], rec["reason"], rec["correct"])
+
+
+def combine(
+    scored: list[dict],
+    fallback_orders: list[list[str]] = [DEFAULT_ORDER],
+    vote_tie_order: list[str] = DEFAULT_ORDER,
+) -> list[dict]:
+    """Rows per (dataset, method, question_id) and strategy: each thought alone, then (only when more than one
+    thought is present) each fallback order and "vote". Fields: strategy, thought_used, answer, reason, correct."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for rec in scored:
+        by_thought = groups.setdefault((rec["dataset"], rec["method"], rec["question_id"]), {})
+        if rec["thought"] in by_thought:
+            raise ValueError(f"two {rec['thought']} outputs for {rec['dataset']}/{rec['method']}/{rec['question_id']}")
+        by_thought[rec["thought"]] = rec
+    rows = []
+    for key, by_thought in groups.items():
+        gold = next(iter(by_thought.values()))["gold"]
+        for thought in sorted(by_thought, key=lambda t: (KINDS.index(t) if t in KINDS else len(KINDS), t)):
+            rec = by_thought[thought]
+            rows.append(_row(key, gold, thought, thought, rec["answer"], rec["reason"], rec["correct"]))
+        if len(by_thought) > 1:
+            rows.extend(_fallback(key, gold, by_thought, order) for order in fallback_orders)
+            rows.append(_vote(key, gold, by_thought, vote_tie_order))
+    return rows
+
+
+def bootstrap_ci(
+    correct: Sequence[bool], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for the accuracy; (nan, nan) when empty."""
+    x = np.asarray(correct, dtype=bool)
+    n = len(x)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    # Resampling n 0/1 values with replacement and counting the ones is exactly a Binomial(n, mean) draw.
+    means = np.random.default_rng(seed).binomial(n, x.mean(), size=n_boot) / n
+    alpha = (1 - level) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return (float(low), float(high))
+
+
+def accuracy_table(combined: list[dict], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Accuracy with a bootstrap CI per dataset, method and strategy."""
+    rows = []
+    if combined:
+        frame = pd.DataFrame(combined)
+        for (dataset, method, strategy), group in frame.groupby(["dataset", "method", "strategy"], sort=True):
+            flags = group["correct"].astype(bool).to_numpy()
+            low, high = bootstrap_ci(flags, n_boot=n_boot, seed=seed)
+            rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": len(flags),
+                         "correct": int(flags.sum()), "accuracy": float(flags.mean()), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def failure_reasons(scored: list[dict]) -> pd.DataFrame:
+    """Counts per method x thought x reason, with each reason's share of that method's outputs of that thought."""
+    columns = ["method", "thought", "reason", "count", "share"]
+    if not scored:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(scored)
+    counts = frame.groupby(["method", "thought", "reason"]).size().rename("count").reset_index()
+    counts["share"] = counts["count"] / counts.groupby(["method", "thought"])["count"].transform("sum")
+    return counts.sort_values(["method", "thought", "count", "reason"], ascending=[True, True, False, True],
+                              ignore_index=True)[columns]
+
+
+def examples(combined: list[dict], method: str, correct: bool, k: int = 3, seed: int = 0,
+             strategy: str | None = None) -> list[dict]:
+    """Up to k rows of `method` (optionally one strategy) that are right (correct=True) or wrong, sampled by seed."""
+    pool = [r for r in combined if r["method"] == method and r["correct"] == correct
+            and (strategy is None or r["strategy"] == strategy)]
+    picks = np.random.default_rng(seed).choice(len(pool), size=min(k, len(pool)), replace=False)
+    return [pool[i] for i in sorted(picks)]

@@ -1,0 +1,143 @@
+import math
+
+import pandas as pd
+import pytest
+
+from eotd.evaluate import accuracy_table, bootstrap_ci, combine, examples, failure_reasons, score
+
+GOOD_POT = "x = 3\nans = x + 4"
+CRASH_POT = "ans = 1 / 0"
+GOOD_EOT = "a = x\n2 * a = 14\nans = a"
+UNDER_EOT = "a = x\nb = y\na + b = 5\nans = a"
+
+
+def out(thought, output, gold=7, method="ETD", qid="q1", dataset="gsm8k"):
+    return {"dataset": dataset, "question_id": qid, "method": method, "thought": thought,
+            "output": output, "gold": gold}
+
+
+def test_score_reasons_answers_and_produced():
+    scored = score([out("pot", GOOD_POT), out("pot", CRASH_POT), out("eot", UNDER_EOT),
+                    out("cot", "3 + 4 = 7. The answer is 7."), out("cot", "The answer is 8.")])
+    got = [(s["answer"], s["reason"], s["correct"], s["produced"]) for s in scored]
+    assert got == [
+        ("7", "ok", True, True),
+        (None, "runtime_error", False, False),
+        (None, "underdetermined", False, False),
+        ("7", "ok", True, True),
+        ("8", "wrong_answer", False, True),
+    ]
+    assert scored[0]["output"] == GOOD_POT  # input fields are kept
+
+
+def trio(qid, pot, eot, cot, gold=7):
+    """One ETD question's three outputs."""
+    return [out("pot", pot, gold, qid=qid), out("eot", eot, gold, qid=qid), out("cot", cot, gold, qid=qid)]
+
+
+def pick(rows, qid, strategy):
+    return next(r for r in rows if r["question_id"] == qid and r["strategy"] == strategy)
+
+
+def test_fallback_uses_next_thought_only_when_no_answer():
+    scored = score(trio("a", CRASH_POT, GOOD_EOT, "The answer is 7.")
+                   + trio("b", "ans = 9", GOOD_EOT, "The answer is 7.")
+                   + trio("c", CRASH_POT, UNDER_EOT, "No idea."))
+    rows = combine(scored)
+    a, b, c = (pick(rows, q, "fallback:pot>eot>cot") for q in "abc")
+    assert (a["thought_used"], a["answer"], a["correct"]) == ("eot", "7", True)
+    # PoT produced a wrong answer: that answer is used even though EoT and CoT were right.
+    assert (b["thought_used"], b["answer"], b["reason"], b["correct"]) == ("pot", "9", "wrong_answer", False)
+    assert (c["thought_used"], c["answer"], c["reason"], c["correct"]) == (None, None, "none_produced", False)
+    custom = combine(scored, fallback_orders=[["cot", "pot", "eot"], ["pot", "eot", "cot"]])
+    cot_first = pick(custom, "b", "fallback:cot>pot>eot")
+    assert (cot_first["thought_used"], cot_first["answer"], cot_first["correct"]) == ("cot", "7", True)
+    assert pick(custom, "b", "fallback:pot>eot>cot")["thought_used"] == "pot"
+
+
+def test_vote_majority_ties_and_numeric_grouping():
+    scored = score(
+        trio("maj", "ans = 9", GOOD_EOT, "The answer is 7.")  # 2-vs-1: pot is first in the tie order but alone
+        + trio("split", "ans = 9", GOOD_EOT, "The answer is 5.")  # three-way split: the tie order decides
+        # 0.5 (PoT float) and 1/2 (EoT Fraction) are one group
+        + trio("num", "ans = 1 / 2", "a = x\n2 * a = 1\nans = a", "The answer is 3.", gold="0.5")
+        + trio("none", CRASH_POT, UNDER_EOT, "Hmm.")
+    )
+    rows = combine(scored)
+    maj, split, none = (pick(rows, q, "vote") for q in ("maj", "split", "none"))
+    assert (maj["answer"], maj["thought_used"], maj["correct"]) == ("7", "eot+cot", True)
+    assert (split["answer"], split["thought_used"], split["correct"]) == ("9", "pot", False)
+    assert (none["reason"], none["correct"]) == ("none_produced", False)
+    split_eot_first = pick(combine(scored, vote_tie_order=["eot", "cot", "pot"]), "split", "vote")
+    assert (split_eot_first["answer"], split_eot_first["correct"]) == ("7", True)
+    # even with CoT first in the tie order, the grouped 0.5 == 1/2 majority wins
+    num = pick(combine(scored, vote_tie_order=["cot", "pot", "eot"]), "num", "vote")
+    assert (num["thought_used"], num["answer"], num["correct"]) == ("pot+eot", "0.5", True)
+
+
+def test_strategies_only_for_thoughts_present():
+    scored = score([out("cot", "The answer is 7.", method="CoTD"),
+                    out("pot", GOOD_POT, method="PoTD"),
+                    out("pot", GOOD_POT, method="ablation"), out("eot", GOOD_EOT, method="ablation")])
+    strategies = {}
+    for r in combine(scored):
+        strategies.setdefault(r["method"], []).append(r["strategy"])
+    assert strategies == {"CoTD": ["cot"], "PoTD": ["pot"], "ablation": ["pot", "eot", "fallback:pot>eot>cot", "vote"]}
+
+
+def test_combine_rejects_duplicate_thoughts():
+    rows = score([out("cot", "The answer is 7."), out("cot", "The answer is 7.")])
+    with pytest.raises(ValueError):
+        combine(rows)
+
+
+def combined_rows():
+    rows = []
+    for i in range(10):  # gsm8k ETD: cot 6/10, vote 8/10; svamp CoTD: cot 3/4
+        rows.append({"dataset": "gsm8k", "method": "ETD", "question_id": i, "strategy": "cot", "correct": i < 6})
+        rows.append({"dataset": "gsm8k", "method": "ETD", "question_id": i, "strategy": "vote", "correct": i < 8})
+    rows += [{"dataset": "svamp", "method": "CoTD", "question_id": i, "strategy": "cot", "correct": i != 2}
+             for i in range(4)]
+    rows.insert(0, rows.pop())  # input order must not matter
+    return rows
+
+
+def test_accuracy_table_values_and_shape():
+    table = accuracy_table(combined_rows(), n_boot=500, seed=1)
+    assert list(table.columns) == ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
+    assert table[["dataset", "method", "strategy", "n", "correct", "accuracy"]].values.tolist() == [
+        ["gsm8k", "ETD", "cot", 10, 6, 0.6],
+        ["gsm8k", "ETD", "vote", 10, 8, 0.8],
+        ["svamp", "CoTD", "cot", 4, 3, 0.75],
+    ]
+    assert ((table.ci_low <= table.accuracy) & (table.accuracy <= table.ci_high)).all()
+    assert ((table.ci_low >= 0) & (table.ci_high <= 1)).all()
+    pd.testing.assert_frame_equal(table, accuracy_table(combined_rows(), n_boot=500, seed=1))
+    assert list(accuracy_table([]).columns) == list(table.columns)
+
+
+def test_bootstrap_ci():
+    assert bootstrap_ci([True] * 30) == (1.0, 1.0)
+    assert bootstrap_ci([False] * 5) == (0.0, 0.0)
+    low, high = bootstrap_ci([True, False] * 100)
+    assert 0.41 <= low <= 0.45 and 0.55 <= high <= 0.59
+    assert bootstrap_ci([True, False] * 100, seed=3) == bootstrap_ci([True, False] * 100, seed=3)
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_failure_reasons_and_examples():
+    scored = score([out("pot", CRASH_POT, qid="a"), out("pot", CRASH_POT, qid="b"), out("pot", GOOD_POT, qid="c"),
+                    out("eot", UNDER_EOT, qid="a"), out("eot", GOOD_EOT, qid="b"), out("eot", GOOD_EOT, qid="c")])
+    table = failure_reasons(scored)
+    assert table[["method", "thought", "reason", "count"]].values.tolist() == [
+        ["ETD", "eot", "ok", 2], ["ETD", "eot", "underdetermined", 1],
+        ["ETD", "pot", "runtime_error", 2], ["ETD", "pot", "ok", 1],
+    ]
+    assert table.share.tolist() == pytest.approx([2 / 3, 1 / 3, 2 / 3, 1 / 3])
+    combined = combine(scored)
+    wrong = examples(combined, "ETD", correct=False, k=10)
+    assert {(r["question_id"], r["strategy"]) for r in wrong} == {
+        ("a", "pot"), ("b", "pot"), ("a", "eot"), ("a", "fallback:pot>eot>cot"), ("a", "vote")}
+    assert len(examples(combined, "ETD", correct=True, k=2)) == 2
+    assert examples(combined, "ETD", correct=True, k=2, seed=5) == examples(combined, "ETD", correct=True, k=2, seed=5)
+    assert examples(combined, "CoTD", correct=True) == []

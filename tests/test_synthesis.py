@@ -1,0 +1,105 @@
+"""The synthesis stage end to end: teacher -> cache -> verification -> datasets, with real teachers and a real
+loopback server; a killed run resumes and ends identical to an uninterrupted one."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from chat_server import ChatServer
+
+from eotd import params, synthesis
+
+SMOKE = {"train_dataset": "gsm_symbolic", "train_questions": 12, "teacher": "annotation"}
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def tier(tmp_path, name="synth", **values):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in {**SMOKE, **values}.items()))
+    return path
+
+
+def openai_values(server, **extra):
+    return {"teacher": "openai", "teacher_model": "scripted", "teacher_base_url": server.base_url,
+            "teacher_concurrency": 2, **extra}
+
+
+def test_annotation_teacher_run_writes_summary_and_splits(env):
+    p = params.load(tier(env))
+    result = synthesis.run(p, progress=False)
+    summary = json.loads((env / "results" / "synth" / "synthesis_summary.json").read_text())
+    assert summary["teacher"].startswith("annotation:") and summary["teacher_is_llm"] is False
+    assert set(summary["types"]) == {"cot", "pot", "eot"}
+    for entry in summary["types"].values():
+        assert entry["requested"] == 12
+        assert entry["kept"] <= entry["verified"] <= entry["generated"] <= entry["requested"]
+        assert sum(entry["reasons"].values()) == entry["requested"]
+    assert summary["types"]["cot"]["verified"] == 12  # the gold text itself
+    splits = synthesis.load_train_splits(p)
+    assert set(splits) == {"cot", "pot", "eot", "etd"}
+    assert len(splits["etd"]) == sum(len(splits[t]) for t in ("cot", "pot", "eot")) == summary["etd_kept"]
+    assert all(splits["etd"]["correct"]) and set(splits["etd"]["teacher_is_llm"]) == {False}
+    assert len(result.rows) == 36
+
+
+def test_rerun_makes_no_new_teacher_call(env):
+    with ChatServer() as server:
+        p = params.load(tier(env, **openai_values(server)))
+        first = synthesis.run(p, progress=False)
+        hits = server.hits
+        assert hits == 36 and first.summary["new_teacher_calls"] == 36
+        second = synthesis.run(p, progress=False)
+        assert server.hits == hits  # everything came from the cache
+        assert second.summary["new_teacher_calls"] == 0
+        assert second.rows == first.rows
+        assert second.summary["tokens"] == first.summary["tokens"] and first.summary["tokens"]["total"] > 0
+
+
+def test_budget_cap_stops_cleanly(env):
+    with ChatServer() as server:
+        p = params.load(tier(env, **openai_values(server, price_input_per_m=1000.0, price_output_per_m=1000.0,
+                                                  budget_usd=20.0)))
+        result = synthesis.run(p, progress=False)
+    assert result.summary["stopped_by_budget"] is True
+    assert server.hits < 36
+    assert result.summary["cost"] <= 20.0
+    not_asked = sum(n for t in result.summary["types"].values() for r, n in t["reasons"].items()
+                    if r.startswith("teacher:not_requested"))
+    assert not_asked == 36 - server.hits
+
+
+def _run_cli(params_file, env_dir, cache):
+    environ = {**os.environ, "EOTD_RESULTS_DIR": str(env_dir / "results"), "EOTD_CACHE_DIR": str(cache)}
+    return subprocess.Popen([sys.executable, "-m", "eotd.synthesis", str(params_file)], env=environ,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_killed_run_resumes_to_the_same_dataset(env):
+    with ChatServer(delay=0.05) as server:
+        path = tier(env, **openai_values(server))
+        proc = _run_cli(path, env, env / "cache")
+        deadline = time.monotonic() + 120
+        while server.hits < 12 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = server.hits
+        assert 12 <= before < 36, "the run was not killed half-way"
+        assert _run_cli(path, env, env / "cache").wait(timeout=300) == 0
+        resumed_hits = server.hits - before
+        # only the requests in flight at the kill are asked again
+        assert before + resumed_hits <= 36 + 2
+        resumed = (env / "cache" / "synthesis" / "synth" / "rationales.jsonl").read_text()
+
+        assert _run_cli(path, env, env / "fresh-cache").wait(timeout=300) == 0
+        fresh = (env / "fresh-cache" / "synthesis" / "synth" / "rationales.jsonl").read_text()
+    assert resumed == fresh
