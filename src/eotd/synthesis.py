@@ -192,6 +192,11 @@ def load_train_splits(p: Params) -> datasets.DatasetDict:
     return datasets.load_from_disk(str(folder))
 
 
+def train_split_files(p: Params) -> list[Path]:
+    """The files of the saved training splits (hashed into later stages' run.json)."""
+    return sorted(f for f in (paths.cache_dir("synthesis") / p.name / "train").rglob("*") if f.is_file())
+
+
 def rationales_for_verification(p: Params) -> tuple[Path, list[dict]]:
     """02's input: the params' rationales_file, else every rationale the synthesis stage wrote."""
     if p.rationales_file:

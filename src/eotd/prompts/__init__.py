@@ -42,19 +42,19 @@ class Prompt:
     def _turn(self, question: str) -> str:
         return f"Question: {question.strip()}\n{self.header}"
 
-    def messages(self, question: str) -> list[dict]:
-        """Chat format: system, a user/assistant pair per exemplar, then the user turn for `question`."""
+    def messages(self, question: str, shots: int | None = None) -> list[dict]:
+        """Chat format: system, a user/assistant pair per exemplar (the first `shots`), then the user turn."""
         out = [{"role": "system", "content": self.system}]
-        for ex in self.exemplars:
+        for ex in self.exemplars[:shots]:
             out.append({"role": "user", "content": self._turn(ex.question)})
             out.append({"role": "assistant", "content": ex.rationale})
         out.append({"role": "user", "content": self._turn(question)})
         return out
 
-    def text(self, question: str) -> str:
+    def text(self, question: str, shots: int | None = None) -> str:
         """Plain few-shot completion prompt for base models; ends with the header line of `question`."""
-        shots = "".join(f"{self._turn(ex.question)}\n{ex.rationale}\n\n" for ex in self.exemplars)
-        return f"{shots}{self._turn(question)}\n"
+        examples = "".join(f"{self._turn(ex.question)}\n{ex.rationale}\n\n" for ex in self.exemplars[:shots])
+        return f"{examples}{self._turn(question)}\n"
 
     def parse(self, reply: str) -> str:
         """A model reply as a bare rationale: no surrounding blanks, repeated header, code fences or next "Question:"."""
@@ -126,3 +126,12 @@ def load(thought: str) -> Prompt:
     if prompt.thought != thought:
         raise ValueError(f"{thought}.yaml: field 'thought' is {prompt.thought!r}, expected {thought!r}")
     return prompt
+
+
+def for_model(tokenizer, thought: str, question: str, shots: int | None = None) -> str:
+    """The few-shot prompt as a local model should see it: its chat template when it has one, else plain text."""
+    prompt = load(thought)
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(prompt.messages(question, shots), tokenize=False,
+                                             add_generation_prompt=True)
+    return prompt.text(question, shots)

@@ -27,13 +27,6 @@ class TransformersTeacher:
     def prompt_version(self, thought: str) -> str:
         return prompts.load(thought).version
 
-    def _prompt(self, tokenizer, request: Request) -> str:
-        prompt = prompts.load(request.thought)
-        if tokenizer.chat_template:
-            return tokenizer.apply_chat_template(prompt.messages(request.question), tokenize=False,
-                                                 add_generation_prompt=True)
-        return prompt.text(request.question)
-
     def _batch_seed(self, batch: list[Request]) -> int:
         ids = "|".join(f"{r.question_id}/{r.thought}/{r.sample_index}" for r in batch)
         return int(hashlib.sha256(f"{self.seed}:{ids}".encode()).hexdigest()[:8], 16)
@@ -45,7 +38,7 @@ class TransformersTeacher:
         pending = list(requests)
         for start in range(0, len(pending), self.batch_size):
             batch = pending[start:start + self.batch_size]
-            inputs = tokenizer([self._prompt(tokenizer, r) for r in batch], return_tensors="pt", padding=True)
+            inputs = tokenizer([prompts.for_model(tokenizer, r.thought, r.question) for r in batch], return_tensors="pt", padding=True)
             torch.manual_seed(self._batch_seed(batch))
             with torch.inference_mode():
                 out = model.generate(**inputs, do_sample=self.temperature > 0, temperature=self.temperature or None,

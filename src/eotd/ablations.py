@@ -1,0 +1,90 @@
+"""Ablations: which thought mixes, how much data, and how many rationales per question the students need.
+
+Each variant is a student trained by `students.fit` (so it is cached and resumable like the main ones) and evaluated
+like `04`; a variant whose training data equals a main method's (e.g. the mix {cot} = CoTD, 100% of ETD) reuses it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+
+from eotd import evalsets, evaluate, formats, students
+from eotd.data import Problem
+from eotd.params import Params
+
+COLUMNS = ["ablation", "variant", "method", "train_examples", "dataset", "strategy", "n", "correct", "accuracy",
+           "ci_low", "ci_high"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    ablation: str  # "thought_mix" | "data_size" | "rationales_per_question"
+    variant: str  # "cot+pot", "ETD 25%", "k=1"
+    label: str  # the student's name (a main method's when the data is the same)
+    thoughts: tuple[str, ...]
+    rows: tuple[dict, ...]
+
+
+def thought_mixes() -> list[tuple[str, ...]]:
+    """Every non-empty subset of {cot, pot, eot}, smallest first."""
+    return [mix for k in (1, 2, 3) for mix in itertools.combinations(("cot", "pot", "eot"), k)]
+
+
+def _method_for(thoughts: tuple[str, ...]) -> str | None:
+    return next((m for m, t in formats.METHODS.items() if t == thoughts), None)
+
+
+def subsample(rows: list[dict], fraction: float, seed: int) -> list[dict]:
+    """A seeded fraction of the questions, each with all its rationales (so the thought mix is unchanged)."""
+    questions = sorted({r["question_id"] for r in rows})
+    keep = set(random.Random(seed).sample(questions, max(1, round(fraction * len(questions)))))
+    return [r for r in rows if r["question_id"] in keep]
+
+
+def first_k(rows: list[dict], k: int) -> list[dict]:
+    """At most k rationales per question and thought type (the lowest sample indices)."""
+    return [r for r in rows if r["sample_index"] < k]
+
+
+def variants(p: Params, splits) -> list[Variant]:
+    etd = list(splits["etd"])
+    out = []
+    if p.ablation_thought_mixes:
+        for mix in thought_mixes():
+            rows = tuple(r for r in etd if r["thought"] in mix)
+            out.append(Variant("thought_mix", "+".join(mix), _method_for(mix) or "mix:" + "+".join(mix), mix, rows))
+    for method in p.ablation_size_methods:
+        rows = list(splits[students.SPLIT_OF[method]])
+        for fraction in p.ablation_sizes:
+            label = method if fraction == 1 else f"{method}:{fraction:.0%}"
+            out.append(Variant("data_size", f"{method} {fraction:.0%}", label, formats.METHODS[method],
+                               tuple(subsample(rows, fraction, p.seed) if fraction < 1 else rows)))
+    samples = max((r["sample_index"] for r in etd), default=0) + 1
+    if samples > 1:
+        for k in sorted({1, samples}):
+            out.append(Variant("rationales_per_question", f"k={k}", "ETD" if k == samples else f"ETD:k={k}",
+                               formats.METHODS["ETD"], tuple(first_k(etd, k))))
+    return out
+
+
+def eval_sets(p: Params, train: list[Problem]) -> evalsets.EvalSets:
+    """The (smaller) evaluation sets of the ablations, decontaminated like the main evaluation."""
+    return evalsets.load(dataclasses.replace(p, eval_sets=p.ablation_eval_sets, eval_limit=p.ablation_eval_limit), train)
+
+
+def run(p: Params, splits, sets: dict[str, list[Problem]], progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Train and evaluate every variant; returns the tidy accuracy table and the training results by label."""
+    tables, trained = [], {}
+    for v in variants(p, splits):
+        if v.label not in trained:
+            trained[v.label] = students.fit(p, v.label, list(v.rows), progress)
+        outputs = students.predict(p, v.label, str(trained[v.label].path), sets, v.thoughts, progress=progress)
+        scored = evaluate.score(outputs, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb)
+        table = evaluate.accuracy_table(evaluate.combine(scored, p.fallback_orders, p.vote_tie_order), seed=p.seed)
+        tables.append(table.assign(ablation=v.ablation, variant=v.variant, train_examples=len(v.rows)))
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+    return table[COLUMNS], trained

@@ -1,0 +1,110 @@
+"""Students: train one per method (CoTD, PoTD, EoTD, ETD) on the verified rationales, generate their thoughts on the
+evaluation sets, and describe each trained folder with a model card."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from eotd import formats, infer, models, paths, prompts, records
+from eotd.data import Problem
+from eotd.params import Params
+from eotd.train import TrainConfig, TrainResult, data_hash, train
+
+SPLIT_OF = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": "etd"}
+
+
+def train_config(p: Params) -> TrainConfig:
+    return TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, grad_accum=p.grad_accum,
+                       max_source_len=p.max_source_len, max_target_len=p.max_target_len, seed=p.seed,
+                       checkpoint_every=p.checkpoint_every)
+
+
+def student_dir(p: Params, label: str) -> Path:
+    """Checkpoints and the final folder of one trained student (model cache, never git)."""
+    return paths.cache_dir("students") / p.name / label.replace(":", "_").replace("+", "_").replace("%", "pct")
+
+
+def fit(p: Params, label: str, rows: list[dict], progress: bool = True) -> TrainResult:
+    """Train (or resume, or reuse) the student for one method or ablation variant, and write its model card."""
+    result = train(p.student, rows, student_dir(p, label), train_config(p), method=label, progress=progress)
+    write_model_card(result.path, p, label, rows, result)
+    return result
+
+
+def train_methods(p: Params, splits, progress: bool = True) -> dict[str, TrainResult]:
+    """One student per method in p.methods, from the synthesis stage's splits."""
+    return {m: fit(p, m, list(splits[SPLIT_OF[m]]), progress) for m in p.methods}
+
+
+def losses_frame(results: dict[str, TrainResult]) -> pd.DataFrame:
+    return pd.DataFrame([{"method": label, **row} for label, r in results.items() for row in r.losses])
+
+
+def write_model_card(folder: Path, p: Params, label: str, rows: list[dict], result: TrainResult) -> Path:
+    """README.md of a trained student: base model, method, params and training-data hash (accuracy added by 04)."""
+    thoughts = formats.METHODS.get(label, sorted({r["thought"] for r in rows}))
+    lines = [
+        "---", "library_name: transformers", "tags: [math-reasoning, distillation, eotd]", "---",
+        f"# {label} student distilled from `{p.student}`", "",
+        f"- Base model: `{p.student}` ({models.describe(p.student)})",
+        f"- Method: {label}, trained on thought types {', '.join(thoughts)}; input `Question: <q>\\n<trigger>\\n`",
+        f"- Training data: {len(rows)} verified rationales from the `{p.train_dataset}` synthesis of params "
+        f"`{p.name}`, data hash `{data_hash(rows)}`",
+        f"- Training: {result.steps} optimizer steps, {result.train_tokens:,} tokens, {result.seconds:.0f} s",
+        "", "## Params", "", "```json", json.dumps(p.to_dict(), indent=2), "```",
+    ]
+    path = Path(folder) / "README.md"
+    records.atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def update_model_cards(p: Params, accuracy: pd.DataFrame) -> list[Path]:
+    """Put (or replace) each trained student's evaluation table in its model card."""
+    updated = []
+    for method in p.methods:
+        card = student_dir(p, method) / "final" / "README.md"
+        if not card.exists():
+            continue
+        head = card.read_text().split("\n## Evaluation\n")[0].rstrip("\n")
+        table = accuracy[accuracy.method == method].to_markdown(index=False, floatfmt=".3f")
+        records.atomic_write_text(card, f"{head}\n\n## Evaluation\n\n{table}\n")
+        updated.append(card)
+    return updated
+
+
+def _prompt(tokenizer, problem: Problem, thought: str, few_shot: int | None) -> str:
+    if few_shot is None:
+        return formats.student_input(problem.question, thought)
+    return prompts.for_model(tokenizer, thought, problem.question, few_shot)
+
+
+def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem]], thoughts: tuple[str, ...],
+            few_shot: int | None = None, progress: bool = True) -> list[dict]:
+    """Raw outputs of one model for every (set, problem, thought); cached per model and generation settings, so a
+    re-run (or a resumed run) only generates what is missing."""
+    key = json.dumps([model_path, _fingerprint(model_path), p.max_new_tokens, few_shot,
+                      {t: prompts.load(t).version for t in thoughts}], sort_keys=True)
+    cache = paths.cache_dir("predictions") / p.name / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
+    done = {(r["dataset"], r["question_id"], r["thought"]): r for r in
+            (records.read_jsonl(cache) if cache.exists() else [])}
+    todo = [(name, pr, t) for name, problems in sets.items() for pr in problems for t in thoughts
+            if (name, pr.id, t) not in done]
+    if todo:
+        model, tokenizer = models.load(model_path)
+        texts = infer.generate(model, tokenizer, [_prompt(tokenizer, pr, t, few_shot) for _, pr, t in todo],
+                               p.max_new_tokens, p.eval_batch_size, progress=progress, desc=f"generate {label}")
+        for (name, pr, t), text in zip(todo, texts):
+            done[(name, pr.id, t)] = {"dataset": name, "question_id": pr.id, "method": label, "thought": t,
+                                      "output": prompts.load(t).parse(text), "raw_output": text,
+                                      "gold": str(pr.answer)}
+        records.write_jsonl(cache, done.values())
+    return [done[(name, pr.id, t)] for name, problems in sets.items() for pr in problems for t in thoughts]
+
+
+def _fingerprint(model_path: str) -> str:
+    """What identifies the weights: a trained student's done.json, else the name itself."""
+    done = Path(model_path).parent / "done.json"
+    return hashlib.sha256(done.read_bytes()).hexdigest()[:16] if done.exists() else model_path

@@ -1,0 +1,103 @@
+"""Training throughput of the real default student (SmolLM2-135M) on this machine, bf16 autocast vs fp32.
+
+Prints the measured matmul peak (2048x2048, fp32 and bf16), whether accelerate's bf16 really autocasts on CPU (and
+how its step time compares with a hand-written torch.autocast), then eotd.train for a few optimizer steps in each
+precision with tokens/s and achieved GFLOP/s (~ 6 x params x tokens/s) as a fraction of the matching peak.
+Run: .venv/bin/python tests/benchmarks/bench_train.py   (about 3-4 minutes on 2 cores)
+"""
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from eotd import models
+from eotd.data import load_gsm_symbolic
+from eotd.train import TrainConfig, build_examples, collate, train
+
+STUDENT = models.DEFAULT_STUDENT
+STEPS, BATCH = 4, 8
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def step_time(model, batch, autocast) -> float:
+    """One forward+backward (after one warm-up) under the given context factory."""
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        with autocast():
+            loss = model(**batch).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return times[-1]
+
+
+def autocast_check(rows) -> None:
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    model, tok = models.load(STUDENT)
+    model.train()
+    examples = build_examples(rows[:4], tok, False, TrainConfig(max_source_len=64, max_target_len=64))
+    batch = collate(examples, tok.pad_token_id, False)
+    batch.pop("n_tokens")
+    dtypes = []
+    hook = model.model.layers[0].self_attn.q_proj.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    fp32 = step_time(model, batch, lambda: torch.autocast("cpu", enabled=False))
+    manual = step_time(model, batch, lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = Accelerator(mixed_precision="bf16", cpu=True)
+    prepared = accelerator.prepare(model)
+    dtypes.clear()
+    acc = step_time(prepared, batch, accelerator.autocast)
+    hook.remove()
+    print(f"accelerate {accelerator.mixed_precision!r} on CPU: inner linear output dtype {dtypes[-1]} -> "
+          f"{'autocasts as-is' if dtypes[-1] == torch.bfloat16 else 'does NOT autocast'}")
+    print(f"  fwd+bwd, 4 x {batch['input_ids'].shape[1]} tokens: fp32 {fp32:.2f} s, torch.autocast bf16 "
+          f"{manual:.2f} s, accelerate bf16 {acc:.2f} s")
+    del model, prepared, accelerator
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"matmul 2048x2048 peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+
+    problems = load_gsm_symbolic(64, seed=0)
+    rows = [{"question": p.question, "thought": "cot", "rationale": p.solution} for p in problems]
+    models.resolve(STUDENT)  # build the converted copy outside the timings
+    autocast_check(rows)
+
+    model, _ = models.load(STUDENT)
+    params = sum(p.numel() for p in model.parameters())
+    del model
+    print(f"{STUDENT}: {params / 1e6:.1f} M params; {STEPS} optimizer steps of batch {BATCH} per precision")
+    for precision, peak_key in (("bf16", "bf16"), ("no", "fp32")):
+        config = TrainConfig(epochs=STEPS * BATCH / len(rows), batch_size=BATCH, mixed_precision=precision,
+                             checkpoint_every=1000)
+        with tempfile.TemporaryDirectory() as out:
+            result = train(STUDENT, rows, Path(out), config, progress=False)
+        timed = result.losses[1:]  # the first step carries warm-up costs
+        seconds = sum(x["tokens"] / x["tokens_per_s"] for x in timed)
+        tokens = sum(x["tokens"] for x in timed)
+        tok_s = tokens / seconds
+        gflops = 6 * params * tok_s / 1e9
+        print(f"  {peak_key}: {result.steps} steps, {result.train_tokens} tokens, {result.seconds:.1f} s total; "
+              f"steps 2-{result.steps}: {seconds / len(timed):.1f} s/step, {tok_s:.0f} tok/s, {gflops:.0f} GFLOP/s "
+              f"= {gflops / peak[peak_key]:.0%} of the {peak_key} matmul peak; "
+              f"losses {[round(x['loss'], 3) for x in result.losses]}")
+
+
+if __name__ == "__main__":
+    main()

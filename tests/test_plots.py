@@ -1,0 +1,177 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from eotd import plots  # noqa: E402
+
+DATASETS = ["gsm_symbolic_template", "svamp"]
+
+
+def _acc_row(dataset, method, strategy, acc, n=100):
+    return {"dataset": dataset, "method": method, "strategy": strategy, "n": n, "correct": round(acc * n),
+            "accuracy": acc, "ci_low": max(acc - 0.05, 0), "ci_high": min(acc + 0.05, 1)}
+
+
+@pytest.fixture
+def acc():
+    rows = []
+    for i, d in enumerate(DATASETS):
+        rows += [_acc_row(d, "base", "cot", 0.10 + i / 100), _acc_row(d, "base", "pot", 0.05),
+                 _acc_row(d, "base", "eot", 0.02),
+                 _acc_row(d, "CoTD", "cot", 0.30), _acc_row(d, "PoTD", "pot", 0.40), _acc_row(d, "EoTD", "eot", 0.35)]
+        rows += [_acc_row(d, "ETD", s, a) for s, a in
+                 [("cot", 0.31), ("pot", 0.42), ("eot", 0.36), ("fallback:pot>eot>cot", 0.45), ("vote", 0.44)]]
+    rows.append(_acc_row("gsm_symbolic_template_overlap", "ETD", "fallback:pot>eot>cot", 0.9, n=7))
+    return pd.DataFrame(rows)
+
+
+def _bar_containers(ax):
+    return [c for c in ax.containers if isinstance(c, matplotlib.container.BarContainer)]
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_accuracy_by_method_one_bar_per_method_and_dataset_with_ci(acc):
+    fig = plots.accuracy_by_method(acc)
+    ax = fig.axes[0]
+    containers = _bar_containers(ax)
+    bars = [b for c in containers for b in c]
+    assert len(containers) == 5 and len(bars) == 10  # 5 methods x 2 headline datasets, no _overlap
+    heights = sorted(round(b.get_height(), 3) for b in bars)
+    assert 0.45 in heights and 0.9 not in heights and 0.42 not in heights  # ETD at its fallback, overlap excluded
+    assert [t.get_text() for t in ax.get_xticklabels()] == DATASETS
+    assert ax.get_ylim() == (0, 1) and ax.get_ylabel() == "accuracy"
+    errorbars = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
+    assert len(errorbars) == 10
+    segment = next(s for c in errorbars for s in c.get_segments() if abs(s[1][1] - 0.50) < 1e-9)
+    assert segment[0][1] == pytest.approx(0.40)  # the ETD bar's CI runs 0.40..0.50
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "base (cot)" and labels[-1] == "ETD (fallback:pot>eot>cot)"
+
+
+def test_accuracy_by_method_strategy_override_and_errors(acc):
+    fig = plots.accuracy_by_method(acc, strategy_for={"ETD": "vote"})
+    heights = {round(b.get_height(), 3) for c in _bar_containers(fig.axes[0]) for b in c}
+    assert 0.44 in heights and 0.45 not in heights
+    with pytest.raises(ValueError, match="no strategy 'nope'"):
+        plots.accuracy_by_method(acc, strategy_for={"ETD": "nope"})
+    with pytest.raises(ValueError, match=r"accuracy.csv lacks column\(s\) \['ci_low'\]"):
+        plots.accuracy_by_method(acc.drop(columns="ci_low"))
+    with pytest.raises(ValueError, match="accuracy.csv is empty"):
+        plots.accuracy_by_method(acc.iloc[0:0])
+
+
+def test_etd_strategies_points_per_strategy(acc):
+    ax = plots.etd_strategies(acc).axes[0]
+    lines = [line for line in ax.lines if len(line.get_xdata()) == len(DATASETS)]
+    assert len(lines) == 5  # cot, pot, eot, fallback, vote
+    assert list(lines[3].get_ydata()) == pytest.approx([0.45, 0.45])
+    assert len([c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]) == 10
+    with pytest.raises(ValueError, match="method == 'ETD'"):
+        plots.etd_strategies(acc[acc["method"] != "ETD"])
+
+
+def _ablation_rows(ablation, variant, dataset, strategy, acc, **extra):
+    return {"ablation": ablation, "variant": variant, "train_examples": 1000, "dataset": dataset,
+            "strategy": strategy, "n": 100, "correct": round(100 * acc), "accuracy": acc,
+            "ci_low": acc - 0.05, "ci_high": acc + 0.05, **extra}
+
+
+def test_data_size_curves_lines_per_method_and_facets():
+    rows = []
+    for d in DATASETS:
+        for frac, examples in [("25%", 250), ("50%", 500), ("100%", 1000)]:
+            rows.append({**_ablation_rows("data_size", f"ETD {frac}", d, "fallback:pot>eot>cot", examples / 2000),
+                         "train_examples": examples})
+            rows.append({**_ablation_rows("data_size", f"ETD {frac}", d, "cot", 0.01), "train_examples": examples})
+            rows.append({**_ablation_rows("data_size", f"EoTD {frac}", d, "eot", examples / 4000),
+                         "train_examples": examples})
+    fig = plots.data_size_curves(pd.DataFrame(rows))
+    assert len(fig.axes) == 2 and [ax.get_title() for ax in fig.axes] == DATASETS
+    ax = fig.axes[0]
+    lines = [line for line in ax.lines if len(line.get_xdata()) == 3]
+    assert len(lines) == 2
+    ys = sorted(tuple(line.get_ydata()) for line in lines)
+    assert ys[1] == pytest.approx((0.125, 0.25, 0.5))  # ETD read at its fallback, not at cot
+    assert ax.get_xlabel() == "training examples" and ax.get_xscale() == "linear"
+    with pytest.raises(ValueError, match="ablation == 'data_size'"):
+        plots.data_size_curves(pd.DataFrame(rows).assign(ablation="other"))
+
+
+def test_data_size_curves_method_column_and_log_axis():
+    rows = [{**_ablation_rows("data_size", f"{e}", "svamp", "pot", e / 10000), "train_examples": e, "method": "PoTD"}
+            for e in (10, 100, 1000)]
+    fig = plots.data_size_curves(pd.DataFrame(rows))
+    assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == "log"
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "PoTD"
+
+
+def test_thought_mix_heatmap_annotations():
+    rows = []
+    for i, mix in enumerate(plots.THOUGHT_MIXES):
+        for d in DATASETS:
+            variant = "+".join(reversed(mix.split("+")))  # order in the file must not matter
+            if "+" in mix:
+                rows.append(_ablation_rows("thought_mix", variant, d, "fallback:pot>eot>cot", 0.1 * i + 0.05))
+                rows.append(_ablation_rows("thought_mix", variant, d, "vote", 0.0))
+            else:
+                rows.append(_ablation_rows("thought_mix", variant, d, mix, 0.1 * i + 0.05))
+    fig = plots.thought_mix_heatmap(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 14 and texts[:2] == ["5.0%", "5.0%"] and texts[-1] == "65.0%"
+    assert [t.get_text() for t in ax.get_yticklabels()] == plots.THOUGHT_MIXES
+    assert [t.get_text() for t in ax.get_xticklabels()] == DATASETS
+
+
+def test_loss_curves_one_line_per_method():
+    losses = pd.DataFrame([{"method": m, "step": s, "epoch": 0, "loss": 2.0 / (s + 1), "tokens_per_s": 1.0, "lr": 1e-4}
+                           for m in ("CoTD", "ETD", "mix:cot+pot") for s in range(5)])
+    ax = plots.loss_curves(losses).axes[0]
+    assert len([line for line in ax.lines if len(line.get_xdata()) == 5]) == 3
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "training loss")
+    with pytest.raises(ValueError, match=r"training_losses.csv lacks column\(s\) \['loss'\]"):
+        plots.loss_curves(losses.drop(columns="loss"))
+
+
+def test_acceptance_bars():
+    summary = {"teacher": "annotation", "teacher_is_llm": False, "cost": 0.0, "tokens": {},
+               "types": {t: {"requested": 10, "generated": 10, "verified": 8, "kept": 7, "reasons": {"ok": 8}}
+                         for t in ("cot", "pot", "eot")}}
+    ax = plots.acceptance(summary).axes[0]
+    assert len(ax.containers) == 3 and sum(len(c) for c in ax.containers) == 9
+    assert sorted(round(b.get_height()) for c in ax.containers for b in c) == [7, 7, 7, 8, 8, 8, 10, 10, 10]
+    assert "annotation" in ax.get_title()
+    with pytest.raises(ValueError, match="no 'types'"):
+        plots.acceptance({"teacher": "x"})
+    with pytest.raises(ValueError, match=r"types.cot lacks \['kept'\]"):
+        plots.acceptance({"types": {"cot": {"generated": 1, "verified": 1}}})
+
+
+def test_reference_table_keeps_ours_and_references_apart(acc):
+    run_info = {"params_name": "default", "stages": {"train": {"params": {
+        "student": "HuggingFaceTB/SmolLM2-135M", "teacher": "annotation", "train_questions": 1000,
+        "train_dataset": "gsm_symbolic"}}}}
+    table = plots.reference_table(acc, run_info)
+    ours, refs = table[table["kind"] == "ours"], table[table["kind"] == "reference"]
+    assert len(ours) == 10 and ours["comparable"].all() and not refs["comparable"].any()
+    assert not ours["dataset"].str.endswith("_overlap").any()
+    setting = ours["setting"].iloc[0]
+    assert all(s in setting for s in ["SmolLM2-135M", "annotation", "1000 gsm_symbolic", "CPU"])
+    card = refs[refs["accuracy"] == 0.4488].iloc[0]
+    assert "zhuxunyu/math-codet5p-770m-py" in card["source"] and "gpt-3.5-turbo" in card["setting"]
+    assert {0.2199, 0.845, 0.855} <= set(refs["accuracy"])
+    assert refs["source"].str.len().gt(0).all() and refs["setting"].str.len().gt(0).all()
+
+
+def test_save_and_verdicts_still_work(tmp_path):
+    fig = plots.verdicts({"cot": {"reasons": {"ok": 3, "wrong_answer": 1}}}, "v")
+    assert plots.save(fig, tmp_path / "v.png").exists()

@@ -1,0 +1,76 @@
+"""The student layer on the tiny model: method training, cached predictions, model cards, and the ablation grid."""
+import pytest
+from transformers import AutoModelForCausalLM
+
+from eotd import ablations, evaluate, formats, infer, params, students
+from eotd.data import Problem
+
+
+@pytest.fixture
+def p(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+    return params.validate({"name": "unit", "student": "tiny-llama", "methods": ["CoTD", "ETD"], "epochs": 1.0,
+                            "lr": 1e-3, "batch_size": 4, "max_new_tokens": 8, "checkpoint_every": 2}, "test")
+
+
+def rows(thoughts=("cot", "pot", "eot"), questions=4, samples=1):
+    rationale = {"cot": "3 + 4 = 7. The answer is 7.", "pot": "ans = 3 + 4", "eot": "total = x\ntotal = 3 + 4\nans = total"}
+    return [{"question_id": f"q{i}", "question": f"Tom has 3 apples and gets {i} more. How many?", "thought": t,
+             "rationale": rationale[t], "sample_index": k}
+            for i in range(questions) for t in thoughts for k in range(samples)]
+
+
+def splits():
+    etd = rows()
+    return {t: [r for r in etd if r["thought"] == t] for t in ("cot", "pot", "eot")} | {"etd": etd}
+
+
+def test_methods_train_into_loadable_folders_with_model_cards(p):
+    results = students.train_methods(p, splits(), progress=False)
+    assert set(results) == {"CoTD", "ETD"}
+    for method, result in results.items():
+        AutoModelForCausalLM.from_pretrained(result.path)
+        card = (result.path / "README.md").read_text()
+        assert f"# {method} student distilled from `tiny-llama`" in card and "data hash" in card
+    losses = students.losses_frame(results)
+    assert set(losses.method) == {"CoTD", "ETD"} and {"step", "loss"} <= set(losses.columns)
+
+
+def test_predictions_are_cached_per_model(p, monkeypatch):
+    students.train_methods(p, splits(), progress=False)
+    sets = {"toy": [Problem("t1", "toy", "Tom has 3 apples and gets 4 more. How many?", 7)]}
+    path = str(students.student_dir(p, "ETD") / "final")
+    first = students.predict(p, "ETD", path, sets, formats.METHODS["ETD"], progress=False)
+    assert [r["thought"] for r in first] == ["cot", "pot", "eot"]
+    calls = []
+    monkeypatch.setattr(infer, "generate", lambda *a, **k: calls.append(a) or [])
+    assert students.predict(p, "ETD", path, sets, formats.METHODS["ETD"], progress=False) == first
+    assert not calls  # nothing generated the second time
+
+
+def test_model_cards_get_the_evaluation_table(p):
+    students.train_methods(p, splits(), progress=False)
+    combined = [{"dataset": "toy", "method": "ETD", "question_id": "t1", "strategy": "vote", "correct": True}]
+    students.update_model_cards(p, evaluate.accuracy_table(combined))
+    students.update_model_cards(p, evaluate.accuracy_table(combined))  # replaces, never appends twice
+    card = (students.student_dir(p, "ETD") / "final" / "README.md").read_text()
+    assert card.count("## Evaluation") == 1 and "| toy" in card
+
+
+def test_ablation_grid_reuses_main_students():
+    p = params.validate({"name": "unit", "ablation_sizes": [0.5, 1.0], "ablation_size_methods": ["ETD"]}, "test")
+    grid = ablations.variants(p, splits())
+    mixes = [v for v in grid if v.ablation == "thought_mix"]
+    assert [v.variant for v in mixes] == ["cot", "pot", "eot", "cot+pot", "cot+eot", "pot+eot", "cot+pot+eot"]
+    assert {v.variant: v.label for v in mixes}["cot+pot+eot"] == "ETD"
+    assert {v.variant: v.label for v in mixes}["pot"] == "PoTD"
+    sizes = {v.variant: v for v in grid if v.ablation == "data_size"}
+    assert sizes["ETD 100%"].label == "ETD" and len(sizes["ETD 50%"].rows) == 6  # 2 of 4 questions x 3 thoughts
+    assert not [v for v in grid if v.ablation == "rationales_per_question"]  # one sample per question
+
+
+def test_rationales_per_question_ablation_when_teacher_sampled():
+    p = params.validate({"name": "unit", "ablation_thought_mixes": False, "ablation_size_methods": []}, "test")
+    sampled = {"etd": rows(samples=3)}
+    grid = ablations.variants(p, sampled)
+    assert [(v.variant, len(v.rows)) for v in grid] == [("k=1", 12), ("k=3", 36)]

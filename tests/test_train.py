@@ -1,0 +1,249 @@
+"""eotd.train on the tiny random-weight students: examples, batching, learning, saving, resuming, skipping."""
+import json
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+from eotd import formats, models
+from eotd.train import TrainConfig, batches, build_examples, collate, data_hash, train
+
+
+def make_rows(n: int, offset: int = 0) -> list[dict]:
+    rows = []
+    for i in range(offset, offset + n):
+        a, b = i + 2, 2 * i + 3
+        rows.append({"question": f"Tom has {a} apples and buys {b} more. How many apples?",
+                     "thought": ("cot", "pot", "eot")[i % 3],
+                     "rationale": f"He has {a} + {b} = {a + b}. The answer is {a + b}."})
+    return rows
+
+
+ROWS = make_rows(8)
+FAST = dict(lr=3e-3, batch_size=4, warmup_ratio=0.1)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    return models.load("tiny-llama")
+
+
+@pytest.fixture(scope="module")
+def t5():
+    return models.load("tiny-t5")
+
+
+# ------------------------------------------------------------------------------------------------ build_examples
+
+def test_causal_labels_mask_exactly_the_prompt(llama):
+    _, tok = llama
+    examples = build_examples(ROWS, tok, seq2seq=False, config=TrainConfig())
+    for row, ex in zip(ROWS, examples):
+        prompt = tok(formats.student_input(row["question"], row["thought"]))["input_ids"]
+        assert len(ex["input_ids"]) == len(ex["labels"])
+        assert ex["input_ids"][:len(prompt)] == prompt
+        assert ex["labels"][:len(prompt)] == [-100] * len(prompt)
+        target = ex["labels"][len(prompt):]
+        assert -100 not in target and target == ex["input_ids"][len(prompt):]
+        assert target[-1] == tok.eos_token_id
+        assert tok.decode(target) == row["rationale"] + tok.eos_token
+
+
+def test_seq2seq_examples(t5):
+    _, tok = t5
+    examples = build_examples(ROWS, tok, seq2seq=True, config=TrainConfig())
+    for row, ex in zip(ROWS, examples):
+        assert tok.decode(ex["input_ids"]) == formats.student_input(row["question"], row["thought"])
+        assert tok.decode(ex["labels"]) == row["rationale"] + tok.eos_token
+    batch = collate(examples[:3], tok.pad_token_id, seq2seq=True)
+    width_in = max(len(e["input_ids"]) for e in examples[:3])
+    width_out = max(len(e["labels"]) for e in examples[:3])
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (3, width_in)
+    assert batch["labels"].shape == (3, width_out)
+    assert int(batch["n_tokens"]) == sum(len(e["input_ids"]) + len(e["labels"]) for e in examples[:3])
+
+
+@pytest.mark.parametrize("seq2seq", [False, True])
+def test_truncation(llama, t5, seq2seq):
+    tok = (t5 if seq2seq else llama)[1]
+    config = TrainConfig(max_source_len=10, max_target_len=7)
+    long = [{"question": "word " * 200, "thought": "cot", "rationale": "step " * 300}]
+    ex = build_examples(long, tok, seq2seq, config)[0]
+    if seq2seq:
+        assert len(ex["input_ids"]) == 10 and len(ex["labels"]) == 7
+    else:
+        assert len(ex["input_ids"]) == len(ex["labels"]) == 17
+        assert ex["labels"][:10] == [-100] * 10 and -100 not in ex["labels"][10:]
+    short = build_examples(ROWS[:1], tok, seq2seq, TrainConfig())[0]
+    assert short["labels"][-1] == tok.eos_token_id  # untruncated targets keep their eos
+
+
+def test_causal_collate_pads_right_with_masked_labels(llama):
+    _, tok = llama
+    examples = build_examples(make_rows(3), tok, seq2seq=False, config=TrainConfig())
+    examples[1] = {k: v[:-4] for k, v in examples[1].items()}
+    batch = collate(examples, tok.pad_token_id, seq2seq=False)
+    width = max(len(e["input_ids"]) for e in examples)
+    assert batch["input_ids"].shape == (3, width)  # dynamic padding: the longest in the batch, not 256
+    row = batch["labels"][1]
+    assert (row[len(examples[1]["labels"]):] == -100).all()
+    assert batch["attention_mask"][1].sum() == len(examples[1]["input_ids"])
+
+
+# ------------------------------------------------------------------------------------------------------ batches
+
+def fake_examples(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        length = rng.choice([rng.randint(20, 60), rng.randint(150, 400)])
+        out.append({"input_ids": [1] * length, "labels": [1] * length})
+    return out
+
+
+def padding_waste(examples, groups) -> float:
+    padded = sum(len(g) * max(len(examples[i]["input_ids"]) for i in g) for g in groups)
+    real = sum(len(examples[i]["input_ids"]) for g in groups for i in g)
+    return 1 - real / padded
+
+
+def test_batches_deterministic_and_complete():
+    examples = fake_examples(1000)
+    first = batches(examples, 8, seed=3, epoch=0)
+    assert first == batches(examples, 8, seed=3, epoch=0)
+    assert first != batches(examples, 8, seed=3, epoch=1)
+    assert first != batches(examples, 8, seed=4, epoch=0)
+    for epoch in range(3):
+        groups = batches(examples, 8, seed=3, epoch=epoch)
+        flat = [i for g in groups for i in g]
+        assert sorted(flat) == list(range(1000))
+        assert all(1 <= len(g) <= 8 for g in groups)
+    assert sum(len(g) < 8 for g in first) <= 3  # only mega-batch tails can be short
+
+
+def test_batches_pad_much_less_than_random():
+    examples = fake_examples(1000)
+    rng = random.Random(0)
+    order = list(range(1000))
+    rng.shuffle(order)
+    random_groups = [order[i:i + 8] for i in range(0, 1000, 8)]
+    grouped = padding_waste(examples, batches(examples, 8, seed=0, epoch=0))
+    baseline = padding_waste(examples, random_groups)
+    assert baseline > 0.3
+    assert grouped < baseline / 5
+
+
+# ----------------------------------------------------------------------------------------------------- training
+
+LLAMA_CONFIG = TrainConfig(epochs=15, checkpoint_every=10, **FAST)  # 2 batches per epoch -> 30 steps
+T5_CONFIG = TrainConfig(epochs=15, checkpoint_every=10, mixed_precision="no", **FAST)
+
+
+@pytest.fixture(scope="module")
+def llama_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("llama")
+    return out, train("tiny-llama", ROWS, out, LLAMA_CONFIG, method="ETD", progress=False)
+
+
+@pytest.fixture(scope="module")
+def t5_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("t5")
+    return out, train("tiny-t5", ROWS, out, T5_CONFIG, method="CoTD", progress=False)
+
+
+def mean_loss(losses):
+    return sum(item["loss"] for item in losses) / len(losses)
+
+
+@pytest.mark.parametrize("which", ["llama_run", "t5_run"])
+def test_training_lowers_the_loss(request, which):
+    out, result = request.getfixturevalue(which)
+    assert not result.skipped and result.steps == 30 and len(result.losses) == 30
+    assert [item["step"] for item in result.losses] == list(range(1, 31))
+    assert set(result.losses[0]) == {"step", "epoch", "loss", "tokens", "tokens_per_s", "lr"}
+    first, last = mean_loss(result.losses[:3]), mean_loss(result.losses[-3:])
+    assert last < 0.5 * first, (first, last)
+    assert result.train_tokens == sum(x["tokens"] for x in result.losses) > 0 and result.seconds > 0
+    assert result.path == out / "final" and not (out / "checkpoint").exists()
+    done = json.loads((out / "done.json").read_text())
+    assert done["data_hash"] == data_hash(ROWS) and done["losses"] == result.losses
+    assert done["method"] in ("ETD", "CoTD") and done["student"] in ("tiny-llama", "tiny-t5")
+
+
+def test_lr_schedule_warms_up_then_decays(llama_run):
+    lrs = [item["lr"] for item in llama_run[1].losses]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak <= 4 and max(lrs) == pytest.approx(LLAMA_CONFIG.lr)
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
+
+
+@pytest.mark.parametrize("which, auto", [("llama_run", AutoModelForCausalLM), ("t5_run", AutoModelForSeq2SeqLM)])
+def test_final_folder_reloads_with_identical_logits(request, which, auto, llama, t5):
+    _, result = request.getfixturevalue(which)
+    tok = (t5 if which == "t5_run" else llama)[1]
+    loaded = auto.from_pretrained(result.path).eval()
+    assert not result.model.training
+    ids = torch.tensor([tok("Question: Tom has 3 apples.\n")["input_ids"]])
+    kwargs = {"input_ids": ids}
+    if which == "t5_run":
+        kwargs["decoder_input_ids"] = torch.tensor([[loaded.config.decoder_start_token_id, 5, 9]])
+    with torch.no_grad():
+        assert torch.equal(loaded(**kwargs).logits, result.model(**kwargs).logits)
+    # and it differs from the untrained weights
+    with torch.no_grad():
+        base = (t5 if which == "t5_run" else llama)[0]
+        assert not torch.allclose(base(**kwargs).logits, loaded(**kwargs).logits)
+
+
+def test_resume_reproduces_the_uninterrupted_run(llama_run, tmp_path):
+    _, full = llama_run
+    stopped = train("tiny-llama", ROWS, tmp_path, LLAMA_CONFIG, progress=False, stop_after_steps=13)
+    assert stopped.steps == 13 and not (tmp_path / "final").exists() and not (tmp_path / "done.json").exists()
+    state = json.loads((tmp_path / "checkpoint" / "eotd_train_state.json").read_text())
+    assert (state["step"], state["epoch"], state["position"]) == (13, 6, 1)  # mid-epoch
+    resumed = train("tiny-llama", ROWS, tmp_path, LLAMA_CONFIG, progress=False)
+    assert resumed.steps == full.steps == 30 and not resumed.skipped
+    assert [item["step"] for item in resumed.losses] == list(range(1, 31))
+    assert torch.allclose(torch.tensor([x["loss"] for x in resumed.losses]),
+                          torch.tensor([x["loss"] for x in full.losses]), rtol=1e-4, atol=1e-5)
+    assert [x["lr"] for x in resumed.losses] == pytest.approx([x["lr"] for x in full.losses])
+
+
+def test_resume_with_dropout_and_accumulation(tmp_path):
+    """T5 has dropout (RNG state must be restored) and 3 micro-batches per epoch with grad_accum 2."""
+    rows = make_rows(6)
+    config = TrainConfig(epochs=3, lr=1e-3, batch_size=2, grad_accum=2, checkpoint_every=100)
+    full = train("tiny-t5", rows, tmp_path / "full", config, progress=False)
+    assert full.steps == 6  # ceil(3 / 2) per epoch: the odd micro-batch closes the epoch's last step
+    train("tiny-t5", rows, tmp_path / "cut", config, progress=False, stop_after_steps=3)
+    resumed = train("tiny-t5", rows, tmp_path / "cut", config, progress=False)
+    assert resumed.steps == 6
+    assert torch.allclose(torch.tensor([x["loss"] for x in resumed.losses]),
+                          torch.tensor([x["loss"] for x in full.losses]), rtol=1e-4, atol=1e-5)
+
+
+def test_rerun_is_skipped(llama_run):
+    out, full = llama_run
+    stamp = (out / "final" / "model.safetensors").stat().st_mtime_ns
+    again = train("tiny-llama", ROWS, out, LLAMA_CONFIG, method="ETD", progress=False)
+    assert again.skipped and again.losses == full.losses and again.steps == full.steps
+    assert again.path == out / "final" and again.model is None
+    assert (out / "final" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_changed_data_or_config_retrains(tmp_path):
+    config = TrainConfig(epochs=1, **FAST)
+    first = train("tiny-llama", ROWS, tmp_path, config, progress=False)
+    assert not first.skipped and first.steps == 2
+    # a stale checkpoint of other data is dropped, not resumed
+    other = make_rows(8, offset=100)
+    train("tiny-llama", other, tmp_path, TrainConfig(epochs=3, **FAST), progress=False, stop_after_steps=1)
+    assert (tmp_path / "checkpoint").exists() and not (tmp_path / "done.json").exists()
+    changed = train("tiny-llama", other, tmp_path, config, progress=False)
+    assert not changed.skipped and changed.steps == 2
+    assert json.loads((tmp_path / "done.json").read_text())["data_hash"] == data_hash(other)
+    assert not (tmp_path / "checkpoint").exists()
+    retuned = train("tiny-llama", other, tmp_path, TrainConfig(epochs=1, seed=1, **FAST), progress=False)
+    assert not retuned.skipped
+    assert train("tiny-llama", other, tmp_path, TrainConfig(epochs=1, seed=1, **FAST), progress=False).skipped
