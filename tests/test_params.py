@@ -54,3 +54,14 @@ def test_missing_file_says_where_tiers_live(tmp_path):
 def test_from_namespace_reads_only_known_names():
     p = params.from_namespace({"name": "nb", "seed": 7, "In": [], "pd": object()})
     assert (p.name, p.seed) == ("nb", 7)
+
+
+def test_paper_tier_needs_an_api_key_and_says_which(monkeypatch):
+    from eotd import teachers
+    from eotd.teachers.openai_compat import TeacherConfigError
+
+    p = params.load(paths.PARAMS / "paper.yaml")
+    assert (p.teacher, p.teacher_model, p.student) == ("openai", "gpt-3.5-turbo", "Salesforce/codet5p-770m-py")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(TeacherConfigError, match="OPENAI_API_KEY"):
+        teachers.build(p)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -55,6 +56,7 @@ def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iter
         "params": params.to_dict(),
         "seed": params.seed,
         "git_commit": git_commit(),
+        "data_dir": os.environ.get("EOTD_DATA_DIR"),  # None: benchmark sets came from the HF hub
         "versions": versions(),
         "inputs": {str(p): file_hash(p) for p in inputs},
         **extra,
