@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from eotd import formats, infer, models, paths, prompts, records
 from eotd.data import Problem
@@ -94,13 +95,21 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
             if (name, pr.id, t) not in done]
     if todo:
         model, tokenizer = models.load(model_path)
-        texts = infer.generate(model, tokenizer, [_prompt(tokenizer, pr, t, few_shot) for _, pr, t in todo],
-                               p.max_new_tokens, p.eval_batch_size, progress=progress, desc=f"generate {label}")
-        for (name, pr, t), text in zip(todo, texts):
-            done[(name, pr.id, t)] = {"dataset": name, "question_id": pr.id, "method": label, "thought": t,
-                                      "output": prompts.load(t).parse(text), "raw_output": text,
-                                      "gold": str(pr.answer)}
-        records.write_jsonl(cache, done.values())
+        texts = {item: _prompt(tokenizer, item[1], item[2], few_shot) for item in todo}
+        todo.sort(key=lambda item: len(texts[item]), reverse=True)  # similar lengths batch together
+        step = 4 * p.eval_batch_size
+        bar = tqdm(total=len(todo), desc=f"generate {label}", disable=not progress)
+        for start in range(0, len(todo), step):
+            chunk = todo[start:start + step]
+            outputs = infer.generate(model, tokenizer, [texts[item] for item in chunk], p.max_new_tokens,
+                                     p.eval_batch_size)
+            for (name, pr, t), text in zip(chunk, outputs):
+                done[(name, pr.id, t)] = {"dataset": name, "question_id": pr.id, "method": label, "thought": t,
+                                          "output": prompts.load(t).parse(text), "raw_output": text,
+                                          "gold": str(pr.answer)}
+            records.write_jsonl(cache, done.values())  # a killed run keeps every finished chunk
+            bar.update(len(chunk))
+        bar.close()
     return [done[(name, pr.id, t)] for name, problems in sets.items() for pr in problems for t in thoughts]
 
 
