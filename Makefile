@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['eotd']['no-deps'])")
 	touch $@
 
+# Runs (or reuses) the numbered notebooks, then regenerates the README results table from results/*/accuracy.csv.
 study: $(STAMP)
 	$(BIN)/python -m eotd.study $(PARAMS)
+	$(BIN)/python -m eotd.report
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 test: $(STAMP)

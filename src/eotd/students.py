@@ -117,3 +117,22 @@ def _fingerprint(model_path: str) -> str:
     """What identifies the weights: a trained student's done.json, else the name itself."""
     done = Path(model_path).parent / "done.json"
     return hashlib.sha256(done.read_bytes()).hexdigest()[:16] if done.exists() else model_path
+
+
+def main() -> None:
+    """`[accelerate launch --config_file cfg.yaml] python -m eotd.students params/X.yaml`: train every method of a
+    params file outside the notebooks (e.g. on several GPUs); 03_fine_tuning then reuses the finished students."""
+    import argparse
+
+    from eotd import synthesis
+    from eotd.params import load
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("params_file")
+    p = load(parser.parse_args().params_file)
+    for method, result in train_methods(p, synthesis.load_train_splits(p)).items():
+        print(f"{method}: {result.path} ({'reused' if result.skipped else f'{result.steps} steps'})")
+
+
+if __name__ == "__main__":
+    main()
