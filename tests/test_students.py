@@ -74,3 +74,28 @@ def test_rationales_per_question_ablation_when_teacher_sampled():
     sampled = {"etd": rows(samples=3)}
     grid = ablations.variants(p, sampled)
     assert [(v.variant, len(v.rows)) for v in grid] == [("k=1", 12), ("k=3", 36)]
+
+
+def test_students_command_trains_every_method_of_a_params_file(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from eotd import synthesis
+
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
+    tier = tmp_path / "cli.yaml"
+    tier.write_text("train_questions: 4\nstudent: tiny-llama\nmethods: [PoTD, ETD]\nlr: 0.001\nbatch_size: 4\n")
+    synthesis.run(params.load(tier), progress=False)
+
+    def command():
+        return subprocess.run([sys.executable, "-m", "eotd.students", str(tier)], env=dict(os.environ),
+                              capture_output=True, text=True, timeout=300)
+
+    first = command()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "PoTD: " in first.stdout and "ETD: " in first.stdout
+    for method in ("PoTD", "ETD"):
+        assert (tmp_path / "cache" / "students" / "cli" / method / "final" / "README.md").exists()
+    assert command().stdout.count("(reused)") == 2

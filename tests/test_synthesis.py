@@ -103,3 +103,14 @@ def test_killed_run_resumes_to_the_same_dataset(env):
         assert _run_cli(path, env, env / "fresh-cache").wait(timeout=300) == 0
         fresh = (env / "fresh-cache" / "synthesis" / "synth" / "rationales.jsonl").read_text()
     assert resumed == fresh
+
+
+def test_local_transformers_teacher_samples_and_caches(env):
+    p = params.load(tier(env, train_questions=2, teacher="transformers", teacher_model="tiny-llama",
+                         teacher_max_tokens=12, samples_per_question=2, teacher_batch_size=4))
+    first = synthesis.run(p, progress=False)
+    assert first.summary["teacher"] == "transformers:tiny-llama" and first.summary["teacher_is_llm"] is True
+    assert first.summary["new_teacher_calls"] == 12 and first.summary["tokens"]["output"] > 0
+    assert all(row["rationale"] is not None for row in first.rows)
+    second = synthesis.run(p, progress=False)
+    assert second.summary["new_teacher_calls"] == 0 and second.rows == first.rows
