@@ -29,7 +29,9 @@ def file_hash(path: str | Path) -> str:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=paths.ROOT, capture_output=True, text=True, timeout=10)
+        # the run's own outputs under results/ do not make the code it ran "dirty"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!results"], cwd=paths.ROOT,
+                               capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
