@@ -46,6 +46,13 @@ def data_dir() -> Path | None:
     return path
 
 
+def local_data_dir() -> Path:
+    """Where a checkout looks for the benchmark copy: EOTD_DATA_DIR, else shared/data beside the repository (the
+    layout CI gets); the folder may not exist."""
+    value = os.environ.get("EOTD_DATA_DIR")
+    return Path(value).expanduser().resolve() if value else ROOT.parent / "shared" / "data"
+
+
 def project_path(path: str | Path) -> Path:
     """A path from a params file: absolute as given, relative ones against the project root (not the cwd)."""
     path = Path(path).expanduser()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import sys
 import time
 from pathlib import Path
 
 from eotd import verify_many
 from eotd.data import load, load_gsm_symbolic
+from eotd.paths import local_data_dir
 from eotd.teachers.annotation import AnnotationTeacher
 from eotd.teachers.base import Request
 
@@ -25,8 +25,7 @@ THOUGHTS = ("cot", "pot", "eot")
 
 
 def data_dir() -> Path:
-    value = os.environ.get("EOTD_DATA_DIR")
-    path = Path(value).expanduser() if value else Path(__file__).resolve().parents[3] / "shared" / "data"
+    path = local_data_dir()
     if not path.is_dir():
         sys.exit(f"no data folder at {path}: set EOTD_DATA_DIR")
     return path

@@ -2,26 +2,20 @@
 
 Run: .venv/bin/python tests/benchmarks/bench_decontaminate.py [n threshold]   (data: EOTD_DATA_DIR or ../shared/data)
 """
-import os
 import sys
 import time
-from pathlib import Path
 
 from eotd.data import load, load_gsm_symbolic
 from eotd.decontaminate import DEFAULT_N, DEFAULT_THRESHOLD, OverlapIndex, find_overlaps, report
+from eotd.paths import local_data_dir
 
 EVAL_SETS = ("gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard")
-
-
-def data_dir() -> Path:
-    value = os.environ.get("EOTD_DATA_DIR")
-    return Path(value) if value else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_N
     threshold = float(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_THRESHOLD
-    base = data_dir()
+    base = local_data_dir()
     evals = {name: load(name, base) for name in EVAL_SETS}
     sym_train = load_gsm_symbolic(2000, seed=0, split="train", by="template")
     sym_test = load_gsm_symbolic(2000, seed=0, split="test", by="template")
