@@ -83,8 +83,7 @@ def run(p: Params, splits, sets: dict[str, list[Problem]], progress: bool = True
         if v.label not in trained:
             trained[v.label] = students.fit(p, v.label, list(v.rows), progress)
         outputs = students.predict(p, v.label, str(trained[v.label].path), sets, v.thoughts, progress=progress)
-        scored = evaluate.score(outputs, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb)
-        table = evaluate.accuracy_table(evaluate.combine(scored, p.fallback_orders, p.vote_tie_order), seed=p.seed)
+        _, _, table = evaluate.run(outputs, p)
         tables.append(table.assign(ablation=v.ablation, variant=v.variant, train_examples=len(v.rows)))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
     return table[COLUMNS], trained

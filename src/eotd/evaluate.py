@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from eotd.answers import Number, numbers_equal, to_json
+from eotd.params import Params
 from eotd.verify import KINDS, verify_many
 
 PRODUCED = frozenset({"ok", "wrong_answer"})
@@ -135,6 +136,13 @@ def accuracy_table(combined: list[dict], n_boot: int = 1000, seed: int = 0) -> p
             rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": len(flags),
                          "correct": int(flags.sum()), "accuracy": float(flags.mean()), "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[dict], list[dict], pd.DataFrame]:
+    """Score raw outputs, combine them with the params' strategies and tabulate: (scored, combined, accuracy)."""
+    scored = score(outputs, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb, progress=progress)
+    combined = combine(scored, p.fallback_orders, p.vote_tie_order)
+    return scored, combined, accuracy_table(combined, seed=p.seed)
 
 
 def failure_reasons(scored: list[dict]) -> pd.DataFrame:
