@@ -2,6 +2,7 @@
 evaluation sets, and describe each trained folder with a model card."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -18,9 +19,9 @@ SPLIT_OF = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": "etd"}
 
 
 def train_config(p: Params) -> TrainConfig:
-    return TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, grad_accum=p.grad_accum,
-                       max_source_len=p.max_source_len, max_target_len=p.max_target_len, seed=p.seed,
-                       checkpoint_every=p.checkpoint_every)
+    """The training settings a params file sets (the keys both share); the rest keep TrainConfig's defaults."""
+    shared = {f.name for f in dataclasses.fields(TrainConfig)} & {f.name for f in dataclasses.fields(Params)}
+    return TrainConfig(**{name: getattr(p, name) for name in shared})
 
 
 def student_dir(p: Params, label: str) -> Path:
