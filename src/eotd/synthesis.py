@@ -71,12 +71,12 @@ def generate(teacher: Teacher, requests: list[Request], cache: CompletionCache, 
 
 
 def build_rows(problems: list[data.Problem], requests: list[Request], completions: list[Completion],
-               teacher: Teacher, verify_options: dict) -> list[dict]:
+               teacher: Teacher, verify_options: dict, progress: bool = True) -> list[dict]:
     """One row per request: the rationale (or the teacher's failure) and its verdict."""
     gold = {pr.id: pr for pr in problems}
     produced = [(r, c) for r, c in zip(requests, completions) if c.text is not None]
     verdicts = iter(verify_many(((r.thought, c.text, gold[r.question_id].answer) for r, c in produced),
-                                progress=True, **verify_options))
+                                progress=progress, **verify_options))
     rows = []
     for request, completion in zip(requests, completions):
         problem = gold[request.question_id]
@@ -166,7 +166,7 @@ def run(p: Params, progress: bool = True) -> Synthesis:
     finally:
         cache.close()
     rows = build_rows(problems, requests, completions, teacher,
-                      {"timeout": p.verify_timeout, "memory_mb": p.verify_memory_mb})
+                      {"timeout": p.verify_timeout, "memory_mb": p.verify_memory_mb}, progress)
     kept = kept_rows(rows)
     summary = summarize(rows, kept, teacher, p)
     outputs = save(rows, kept, p)
