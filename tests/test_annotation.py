@@ -1,5 +1,6 @@
 """The annotation teacher: gold solutions -> CoT / PoT / EoT rationales (not an LLM)."""
 import random
+import re
 
 import pytest
 
@@ -36,16 +37,12 @@ def test_janet_exact_shapes():
     out = all_three(JANET, JANET_Q)
     assert out["cot"] == ("Janet sells 16 - 3 - 4 = 9 duck eggs a day.\n"
                           "She makes 9 * 2 = $18 every day at the farmer’s market.\nThe answer is 18.")
-    assert out["pot"] == ("# Janet sells 16 - 3 - 4 = 9 duck eggs a day.\n"
-                          "daily_duck_eggs = 16 - 3 - 4\n"
-                          "# She makes 9 * 2 = $18 every day at the farmer’s market.\n"
+    assert out["pot"] == ("daily_duck_eggs = 16 - 3 - 4\n"
                           "daily_earnings = daily_duck_eggs * 2\n"
                           "ans = daily_earnings")
-    assert out["eot"] == ("% Janet sells 16 - 3 - 4 = 9 duck eggs a day.\n"
-                          "daily_duck_eggs = 16 - 3 - 4\n"
+    assert out["eot"] == ("daily_duck_eggs = 16 - 3 - 4\n"
                           "% Assume the daily earnings is x:\n"
                           "daily_earnings = x\n"
-                          "% She makes 9 * 2 = $18 every day at the farmer’s market.\n"
                           "daily_earnings = daily_duck_eggs * 2\n"
                           "% How much in dollars does she make every day at the farmers' market? "
                           "The answer is daily_earnings:\n"
@@ -56,9 +53,9 @@ def test_janet_exact_shapes():
 def test_dollars_and_commas():
     out = all_three(DOLLARS)
     pot_lines = out["pot"].splitlines()
-    assert pot_lines[1] == "monthly_rent = 1200 * 2" or pot_lines[1].endswith(" = 1200 * 2")
-    first = pot_lines[1].split(" = ")[0]
-    assert pot_lines[3].split(" = ")[1] == f"{first} * 12"  # 2,400 reused by name
+    assert pot_lines[0] == "monthly_rent = 1200 * 2" or pot_lines[0].endswith(" = 1200 * 2")
+    first = pot_lines[0].split(" = ")[0]
+    assert pot_lines[1].split(" = ")[1] == f"{first} * 12"  # 2,400 reused by name
     assert out["cot"].endswith("The answer is 28,800.")
     assert "$" not in "".join(line for line in out["eot"].splitlines() if not line.startswith("%"))
     assert_verified(out, 28800)
@@ -84,6 +81,75 @@ def test_gsm_symbolic_units():
     eot = out["eot"].splitlines()
     assert eot[-2] == f"% How much does she spend on plants? The answer is {code[2].split(' = ')[0]}:"
     assert_verified(out, 225)
+
+
+def test_commented_style_is_version_one_layout():
+    plain, commented = convert(JANET, "pot", JANET_Q), convert(JANET, "pot", JANET_Q, "commented")
+    assert commented.splitlines()[0] == "# Janet sells 16 - 3 - 4 = 9 duck eggs a day."
+    assert [line for line in commented.splitlines() if not line.startswith("#")] == plain.splitlines()
+    eot = convert(JANET, "eot", JANET_Q, "commented")
+    assert "% She makes 9 * 2 = $18 every day at the farmer’s market." in eot.splitlines()
+    assert verify("eot", eot, 18).correct and verify("pot", commented, 18).correct
+    with pytest.raises(ConversionError, match="style"):
+        convert(JANET, "pot", JANET_Q, "fancy")
+
+
+def test_executor_rationales_never_carry_computed_numbers_in_comments():
+    from eotd.data import load_gsm_symbolic
+    from eotd.teachers.annotation import question_numbers
+
+    for p in load_gsm_symbolic(200, seed=1):
+        given = question_numbers(p.question)
+        for thought in ("pot", "eot"):
+            try:
+                text = convert(p.solution, thought, p.question)
+            except ConversionError:
+                continue
+            assert not any(line.startswith("#") for line in text.splitlines())
+            comments = " ".join(line.split(" The answer is ")[0] for line in text.splitlines() if line.startswith("%"))
+            assert question_numbers(comments) <= given, (p.question, text)
+
+
+CARPENTER_Q = ("A carpenter works for 2 weeks every month and for 6 days every week. If he gets paid £195 every day, "
+               "how much does he earn if he works for a year?")
+CARPENTER = ("He works 6 days/week * 2 weeks/month = 12 days/month\n"
+             "He earns £195/day * 12 days/month = £2340/month\n"
+             "A year is 12 months so he earns £2340/month * 12 months/year = £28080\n#### 28080")
+PEBBLES_Q = "Robert has 72 pebbles. He dropped 36 of them and found 17. How many pebbles does he have?"
+PEBBLES = "He was left with 72*0.5=36 pebbles.\nHe found 17, so he has 36+17=53 pebbles.\n#### 53"
+
+
+def test_coincident_values_are_not_reused():
+    pot = convert(CARPENTER, "pot", CARPENTER_Q).splitlines()
+    days = pot[0].split(" = ")[0]
+    assert pot[1].endswith(f" = 195 * {days}")  # 12 days/month is the earlier result
+    assert pot[2].endswith(" * 12") and days not in pot[2]  # 12 months/year is a constant that happens to equal it
+    pebbles = convert(PEBBLES, "pot", PEBBLES_Q).splitlines()
+    assert pebbles[1].endswith(" = 36 + 17")  # 36 is written in the question: the question's number
+    assert verify("pot", "\n".join(pot), 28080).correct and verify("pot", "\n".join(pebbles), 53).correct
+
+
+def test_programs_never_name_a_number_of_the_question():
+    """Over real GSM-Symbolic items: no number written in the question is replaced by an earlier result's variable."""
+    from eotd.data import load_gsm_symbolic
+    from eotd.teachers.annotation import question_numbers
+
+    checked = 0
+    for p in load_gsm_symbolic(300, seed=2):
+        try:
+            steps = checked_steps(p.solution)
+        except ConversionError:
+            continue
+        given = question_numbers(p.question)
+        names = {s.name: s.result for s in steps}
+        code = convert(p.solution, "pot", p.question).splitlines()[:-1]
+        for line in code:
+            target, expr = line.split(" = ", 1)
+            for name in re.findall(r"[a-z_][a-z0-9_]*", expr):
+                if name in names:
+                    assert names[name] not in given, (p.question, line)
+        checked += 1
+    assert checked > 250
 
 
 def test_rounded_down_and_float_repr():
@@ -118,7 +184,9 @@ def test_names_are_valid_unique_identifiers():
 def test_teacher_protocol():
     teacher = AnnotationTeacher()
     assert (teacher.backend, teacher.model, teacher.is_llm, teacher.settings()) == \
-        ("annotation", "gold-annotations-v1", False, {})
+        ("annotation", "gold-annotations-v2", False, {})
+    assert AnnotationTeacher("commented").model == "gold-annotations-v2-commented"
+    assert AnnotationTeacher("commented").prompt_version("pot") != teacher.prompt_version("pot")
     assert teacher.prompt_version("eot") == AnnotationTeacher().prompt_version("eot") != teacher.prompt_version("pot")
     requests = [Request("q1", JANET_Q, t, 0, JANET) for t in ("cot", "pot", "eot")]
     requests += [Request("q1", JANET_Q, "pot", 1, JANET), Request("q2", "?", "pot", 0, None),
@@ -152,7 +220,7 @@ def test_gsm8k_train_sample(shared_data):
     sample = random.Random(0).sample(list(problems), 1500)
     converted, all3 = _rates(sample)
     print(f"gsm8k_train sample of 1500: converted {converted:.2%}, all three verified {all3:.2%}")
-    assert converted >= 0.92  # full train: 97.1% (bench_annotation.py)
+    assert converted >= 0.95  # full train: 97.1% (bench_annotation.py, version 2)
     assert all3 >= 0.90
 
 

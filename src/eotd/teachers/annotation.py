@@ -17,13 +17,19 @@ Rationales:
 
 * CoT: the gold text, annotations removed, ``#### N`` replaced by ``The answer is N.`` (written even when the
   calculations cannot be used: the text itself is the gold solution).
-* PoT: one assignment per step to a snake_case name taken from the words around the result (``duck_eggs``,
-  ``daily_earnings``; ``step_3`` when no good name), each preceded by a ``#`` comment with its sentence; a number
-  equal to an earlier result is written as that result's name (most recent step first, exact match only);
-  last line ``ans = <last name>``.
-* EoT: the same steps as ``%``-commented equations; the final quantity is introduced as an unknown first
+* PoT (executor style, version 2): one assignment per step to a snake_case name taken from the words around the
+  result (``duck_eggs``, ``daily_earnings``; ``step_3`` when no good name), and no comment lines: the gold
+  sentences carry computed numbers, and a small student copies them and does its arithmetic in the comments.
+  Numbers keep their origin: a number written in the question is always written as that number; a number equal to
+  an earlier result is that result's name (most recent step first, exact match only), except a conversion factor
+  named as such (``12 months``, ``60 minutes``), which stays a constant even when a result happens to equal it.
+  Last line ``ans = <last name>``.
+* EoT: the same steps as equations in XoT's format; the final quantity is introduced as an unknown first
   (``% Assume the daily earnings are x:`` / ``daily_earnings = x``), then constrained by its equation, and the
-  system ends with ``% <question> The answer is <name>:`` / ``ans = <name>``. No header line (the trigger has it).
+  system ends with ``% <question> The answer is <name>:`` / ``ans = <name>``. ``%`` comments quote the question,
+  never a computed result. No header line (the trigger has it).
+* ``style="commented"`` writes version 1's layout: each step preceded by a ``#``/``%`` comment with its gold sentence
+  (computed numbers included). The rationale-style ablation compares the two.
 
 A step must be consistent: the expression's exact value equals the written result, up to the 1e-4 relative
 tolerance of ``eotd.answers.numbers_equal`` or rounding to the written decimals (``10/3=3.33``); the last step's
@@ -38,7 +44,7 @@ Lines without ``<<>>`` in an annotated GSM8K solution are read as text too: many
 plain text (``She bought 4 tops for $20 so 20/4 = $5``). There an inconsistent text reading is dropped rather
 than an error (only annotations are trusted).
 
-Measured (version 1, ``tests/benchmarks/bench_annotation.py``); every rationale written verifies:
+Measured (version 2; version 1 had the same rates, ``tests/benchmarks/bench_annotation.py``); every rationale written verifies:
 
 * GSM8K train, 7473: 7258 converted (97.1%). Failures: 112 ``last_step_not_answer`` where the last line has no
   annotation and no ``a op b = c`` that reads (prose like ``23 total meters – 13 calculated meters = 10``,
@@ -62,10 +68,11 @@ from typing import Iterable, Iterator
 from eotd.answers import Number, normalize, numbers_equal, parse_number
 from eotd.teachers.base import Completion, Request, Usage
 
-VERSION = "1"
+VERSION = "2"
 THOUGHTS = ("cot", "pot", "eot")
+STYLES = ("executor", "commented")
 REASONS = ("no_gold_solution", "no_final_answer", "no_annotations", "unparseable_annotation", "annotation_mismatch",
-           "last_step_not_answer", "unknown_thought")
+           "last_step_not_answer", "unknown_thought", "unknown_style")
 SAMPLE_ERROR = "deterministic: one rationale per question"
 
 class ConversionError(ValueError):
@@ -510,13 +517,37 @@ def _short(sentence: str, limit: int = 100) -> str:
     return sentence if len(sentence) <= limit else sentence[:limit - 3].rstrip() + "..."
 
 
-def _expressions(steps: list[Step], floor: str) -> list[str]:
-    """Each step's right-hand side, earlier results reused by name (most recent step with that exact value);
-    a rounded-down step is wrapped in `floor` ("int" for PoT, "floor" for EoT)."""
+# A conversion factor named right after its number: a constant of the world, never an earlier result's variable.
+_UNIT_FACTORS = {3: "feet|ft", 4: "quarts?|quarters?", 7: "days?", 12: "months?|inches|dozens?", 16: "ounces?|oz",
+                 24: "hours?", 30: "days?", 52: "weeks?", 60: "minutes?|seconds?|mins?|secs?", 100: "cents?|cm",
+                 365: "days?", 1000: "meters?|grams?|milliliters?|ml|mg|kg|m|g"}
+
+
+def question_numbers(question: str | None) -> set[Fraction]:
+    """The values of the numbers written in a question (a percentage both as written and as a fraction)."""
+    values: set[Fraction] = set()
+    for m in _TEXT_TOKEN.finditer(question or ""):
+        if m.lastgroup == "num":
+            num = _number(m.group())
+            values |= {num.value, num.written}
+    return values
+
+
+def _unit_factor(value: Fraction, sentence: str) -> bool:
+    units = _UNIT_FACTORS.get(value) if value.denominator == 1 else None
+    return bool(units and re.search(rf"(?<![\d.,]){value.numerator}\s*(?:{units})\b", sentence, re.IGNORECASE))
+
+
+def _expressions(steps: list[Step], floor: str, question: str | None = None) -> list[str]:
+    """Each step's right-hand side, earlier results reused by name (most recent step with that exact value) unless
+    the number is the question's own or a named conversion factor; a rounded-down step is wrapped in `floor`
+    ("int" for PoT, "floor" for EoT)."""
+    given = question_numbers(question)
     names: dict[Fraction, str] = {}
     out = []
     for step in steps:
-        text = _render(step.tokens, names)
+        usable = {v: n for v, n in names.items() if v not in given and not _unit_factor(v, step.sentence)}
+        text = _render(step.tokens, usable)
         out.append(f"{floor}({text})" if step.floor else text)
         if step.value == step.result or numbers_equal(float(step.value), float(step.result)):
             names[step.result] = step.name  # the variable holds (up to float noise) the written result
@@ -544,22 +575,26 @@ def cot_text(solution: str) -> str:
     return "\n".join([*lines, f"The answer is {text}."])
 
 
-def pot_text(steps: list[Step]) -> str:
+def pot_text(steps: list[Step], question: str | None = None, style: str = "executor") -> str:
     lines = []
-    for step, expr in zip(steps, _expressions(steps, "int")):
-        lines += [f"# {_short(step.sentence)}", f"{step.name} = {expr}"]
+    for step, expr in zip(steps, _expressions(steps, "int", question)):
+        if style == "commented":
+            lines.append(f"# {_short(step.sentence)}")
+        lines.append(f"{step.name} = {expr}")
     return "\n".join([*lines, f"ans = {steps[-1].name}"])
 
 
-def eot_text(steps: list[Step], question: str | None = None) -> str:
+def eot_text(steps: list[Step], question: str | None = None, style: str = "executor") -> str:
     lines = []
     last = steps[-1]
     words = "the answer" if re.fullmatch(r"step_\d+", last.name) else \
         "the " + re.sub(r"_\d+$", "", last.name).replace("_", " ")
-    for k, (step, expr) in enumerate(zip(steps, _expressions(steps, "floor"))):
+    for k, (step, expr) in enumerate(zip(steps, _expressions(steps, "floor", question))):
         if k == len(steps) - 1:
             lines += [f"% Assume {words} is x:", f"{step.name} = x"]
-        lines += [f"% {_short(step.sentence)}", f"{step.name} = {expr}"]
+        if style == "commented":
+            lines.append(f"% {_short(step.sentence)}")
+        lines.append(f"{step.name} = {expr}")
     return "\n".join([*lines, f"% {_question_line(question)} The answer is {last.name}:", f"ans = {last.name}"])
 
 
@@ -573,14 +608,16 @@ def checked_steps(solution: str) -> list[Step]:
     return steps
 
 
-def convert(solution: str, thought: str, question: str | None = None) -> str:
-    """The `thought` ("cot", "pot", "eot") rationale for a gold solution; raises ConversionError."""
+def convert(solution: str, thought: str, question: str | None = None, style: str = "executor") -> str:
+    """The `thought` ("cot", "pot", "eot") rationale for a gold solution in `style`; raises ConversionError."""
     if thought not in THOUGHTS:
         raise ConversionError("unknown_thought", f"thought must be one of {THOUGHTS}, got {thought!r}")
+    if style not in STYLES:
+        raise ConversionError("unknown_style", f"style must be one of {STYLES}, got {style!r}")
     if thought == "cot":
         return cot_text(solution)
     steps = checked_steps(solution)
-    return pot_text(steps) if thought == "pot" else eot_text(steps, question)
+    return pot_text(steps, question, style) if thought == "pot" else eot_text(steps, question, style)
 
 
 # ---------------------------------------------------------------- the teacher
@@ -589,17 +626,20 @@ class AnnotationTeacher:
     """Teacher protocol over gold solutions: deterministic rewrites, not an LLM."""
 
     backend = "annotation"
-    model = "gold-annotations-v1"
     is_llm = False
 
-    def __init__(self):
+    def __init__(self, style: str = "executor"):
+        if style not in STYLES:
+            raise ValueError(f"annotation style must be one of {STYLES}, got {style!r}")
+        self.style = style
+        self.model = f"gold-annotations-v{VERSION}" + ("" if style == "executor" else f"-{style}")
         self.usage = Usage()
 
     def settings(self) -> dict:
         return {}
 
     def prompt_version(self, thought: str) -> str:
-        return hashlib.sha256(f"annotation-v{VERSION}:{thought}".encode()).hexdigest()[:12]
+        return hashlib.sha256(f"annotation-v{VERSION}-{self.style}:{thought}".encode()).hexdigest()[:12]
 
     def complete_one(self, request: Request) -> Completion:
         if request.sample_index > 0:
@@ -607,7 +647,7 @@ class AnnotationTeacher:
         if not request.gold_solution:
             return Completion(None, error="no_gold_solution")
         try:
-            return Completion(convert(request.gold_solution, request.thought, request.question))
+            return Completion(convert(request.gold_solution, request.thought, request.question, self.style))
         except ConversionError as e:
             return Completion(None, error=str(e))
 
