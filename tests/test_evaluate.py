@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from eotd.evaluate import accuracy_table, bootstrap_ci, combine, examples, failure_reasons, score
+from eotd.evaluate import accuracy_table, combine, wilson_ci, examples, failure_reasons, score
 
 GOOD_POT = "x = 3\nans = x + 4"
 CRASH_POT = "ans = 1 / 0"
@@ -103,7 +103,7 @@ def combined_rows():
 
 
 def test_accuracy_table_values_and_shape():
-    table = accuracy_table(combined_rows(), n_boot=500, seed=1)
+    table = accuracy_table(combined_rows())
     assert list(table.columns) == ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
     assert table[["dataset", "method", "strategy", "n", "correct", "accuracy"]].values.tolist() == [
         ["gsm8k", "ETD", "cot", 10, 6, 0.6],
@@ -112,17 +112,19 @@ def test_accuracy_table_values_and_shape():
     ]
     assert ((table.ci_low <= table.accuracy) & (table.accuracy <= table.ci_high)).all()
     assert ((table.ci_low >= 0) & (table.ci_high <= 1)).all()
-    pd.testing.assert_frame_equal(table, accuracy_table(combined_rows(), n_boot=500, seed=1))
+    pd.testing.assert_frame_equal(table, accuracy_table(combined_rows()))
     assert list(accuracy_table([]).columns) == list(table.columns)
 
 
-def test_bootstrap_ci():
-    assert bootstrap_ci([True] * 30) == (1.0, 1.0)
-    assert bootstrap_ci([False] * 5) == (0.0, 0.0)
-    low, high = bootstrap_ci([True, False] * 100)
-    assert 0.41 <= low <= 0.45 and 0.55 <= high <= 0.59
-    assert bootstrap_ci([True, False] * 100, seed=3) == bootstrap_ci([True, False] * 100, seed=3)
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
+def test_wilson_ci_on_known_counts():
+    # reference values from the closed form (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.959964
+    low, high = wilson_ci(0, 200)
+    assert low == 0 and abs(high - 0.018845) < 1e-5  # never collapses to [0, 0]
+    low, high = wilson_ci(45, 200)
+    assert abs(low - 0.172624) < 1e-5 and abs(high - 0.287741) < 1e-5
+    low, high = wilson_ci(10, 10)
+    assert abs(low - 0.722467) < 1e-5 and high == 1
+    assert all(math.isnan(v) for v in wilson_ci(0, 0))
 
 
 def test_failure_reasons_and_examples():

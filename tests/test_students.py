@@ -76,6 +76,55 @@ def test_rationales_per_question_ablation_when_teacher_sampled():
     assert [(v.variant, len(v.rows)) for v in grid] == [("k=1", 12), ("k=3", 36)]
 
 
+def test_etd_at_the_single_format_budget():
+    p = params.validate({"name": "unit", "etd_data": "one_per_question"}, "test")
+    data = rows(questions=30)
+    data = [r for r in data if not (r["question_id"] == "q1" and r["thought"] == "pot")]  # one type not verified
+    etd = students.training_rows(p, {"etd": data}, "ETD")
+    assert sorted(r["question_id"] for r in etd) == sorted({r["question_id"] for r in data})  # each question once
+    counts = {t: sum(r["thought"] == t for r in etd) for t in ("cot", "pot", "eot")}
+    assert min(counts.values()) >= 9 and max(counts.values()) <= 11  # dealt round-robin
+    assert etd == students.training_rows(p, {"etd": data}, "ETD")  # seeded
+    union = params.validate({"name": "unit"}, "test")
+    assert students.training_rows(union, {"etd": data}, "ETD") == data  # the paper's union
+
+
+def test_generation_budget_follows_training_lengths(p):
+    budget = students.generation_budget(p, splits())
+    assert set(budget) == {"cot", "pot", "eot"} and all(0 < n <= p.max_new_tokens for n in budget.values())
+    wide = params.validate({**p.to_dict(), "max_new_tokens": 500}, "test")
+    long_cot = splits()
+    long_cot["etd"] = [r | {"rationale": r["rationale"] * 5} if r["thought"] == "cot" else r for r in long_cot["etd"]]
+    budget = students.generation_budget(wide, long_cot)
+    assert budget["cot"] > budget["pot"]  # prose needs more tokens than a program
+
+
+def test_rationale_style_ablation_pairs_the_same_questions():
+    from eotd.data import load_gsm_symbolic
+    from eotd.teachers.annotation import convert
+
+    problems = list(load_gsm_symbolic(12, 0, "train", "template", 0.2))
+    p = params.validate({"name": "unit", "train_questions": 12, "ablation_thought_mixes": False,
+                         "ablation_size_methods": [], "ablation_style_methods": ["PoTD"]}, "test")
+    pot = []
+    for pr in problems:
+        try:
+            pot.append({"question_id": pr.id, "question": pr.question, "thought": "pot", "sample_index": 0,
+                        "rationale": convert(pr.solution, "pot", pr.question)})
+        except ValueError:
+            pass
+    grid = ablations.variants(p, {"pot": pot, "etd": pot})
+    executor, commented = grid
+    assert (executor.variant, commented.variant) == ("PoTD executor", "PoTD commented")
+    assert executor.label == "PoTD" and commented.label == "PoTD:commented"
+    assert [r["question_id"] for r in executor.rows] == [r["question_id"] for r in commented.rows]
+    for plain, noted in zip(executor.rows, commented.rows):
+        assert noted["rationale"].startswith("# ") and not plain["rationale"].startswith("#")
+        assert [line for line in noted["rationale"].splitlines() if not line.startswith("#")] == \
+            plain["rationale"].splitlines()
+        assert noted["correct"]  # verified like 01
+
+
 def test_students_command_trains_every_method_of_a_params_file(tmp_path, monkeypatch):
     import os
     import subprocess

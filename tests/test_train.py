@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from eotd import formats, models
-from eotd.train import TrainConfig, batches, build_examples, collate, data_hash, train
+from eotd.train import TrainConfig, batches, build_examples, collate, data_hash, loss_of, train, warmup_then_linear
 
 
 def make_rows(n: int, offset: int = 0) -> list[dict]:
@@ -91,6 +91,26 @@ def test_causal_collate_pads_right_with_masked_labels(llama):
     assert batch["attention_mask"][1].sum() == len(examples[1]["input_ids"])
 
 
+def test_trimmed_logits_give_the_same_loss_and_gradients(llama):
+    """Left padding + logits on the rationale positions only == the model's own loss on right-padded rows."""
+    model, tok = llama
+    model.train()
+    examples = build_examples(make_rows(5), tok, seq2seq=False, config=TrainConfig())
+    full, trimmed = collate(examples, tok.pad_token_id, False), collate(examples, tok.pad_token_id, False, True)
+    assert "logits_to_keep" not in full and int(trimmed["logits_to_keep"]) < trimmed["input_ids"].shape[1]
+    assert (trimmed["attention_mask"][:, -1] == 1).all()  # every row ends at the last position
+    grads = []
+    for batch in (full, trimmed):
+        batch = {k: v for k, v in batch.items() if k != "n_tokens"}
+        model.zero_grad()
+        loss = loss_of(model, batch)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    assert max((a - b).abs().max().item() for a, b in zip(grads[0][1], grads[1][1])) < 1e-5
+    model.eval()
+
+
 # ------------------------------------------------------------------------------------------------------ batches
 
 def fake_examples(n: int, seed: int = 0) -> list[dict]:
@@ -120,6 +140,24 @@ def test_batches_deterministic_and_complete():
         assert sorted(flat) == list(range(1000))
         assert all(1 <= len(g) <= 8 for g in groups)
     assert sum(len(g) < 8 for g in first) <= 3  # only mega-batch tails can be short
+
+
+def test_token_budget_batches():
+    examples = fake_examples(1000)
+    groups = batches(examples, 8, seed=3, epoch=0, batch_tokens=2048)
+    assert sorted(i for g in groups for i in g) == list(range(1000))
+    widths = [len(g) * max(len(examples[i]["input_ids"]) for i in g) for g in groups]
+    assert max(widths) <= 2048 or any(len(g) == 1 for g in groups)
+    sizes = {len(g) for g in groups}
+    assert max(sizes) > 8 * 3 and min(sizes) < 8  # short examples travel in big batches, long ones in small
+    assert groups == batches(examples, 8, seed=3, epoch=0, batch_tokens=2048)
+
+
+def test_schedule_starts_and_ends_above_zero():
+    factor = warmup_then_linear(3, 10)
+    values = [factor(s) for s in range(10)]
+    assert values[0] > 0 and values[-1] > 0  # the first and the last step both learn
+    assert values[2] == 1 and values == sorted(values[:3]) + sorted(values[3:], reverse=True)
 
 
 def test_batches_pad_much_less_than_random():
@@ -175,6 +213,7 @@ def test_lr_schedule_warms_up_then_decays(llama_run):
     lrs = [item["lr"] for item in llama_run[1].losses]
     peak = lrs.index(max(lrs))
     assert 0 < peak <= 4 and max(lrs) == pytest.approx(LLAMA_CONFIG.lr)
+    assert lrs[0] > 0  # no wasted first step
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1:]))
 
 

@@ -1,4 +1,5 @@
-"""Ablations: which thought mixes, how much data, and how many rationales per question the students need.
+"""Ablations: which thought mixes, how much data, how many rationales per question the students need, and what the
+rationale style does (executor-style programs/systems vs the same with each gold sentence as a comment line).
 
 Each variant is a student trained by `students.fit` (so it is cached and resumable like the main ones) and evaluated
 like `04`; a variant whose training data equals a main method's (e.g. the mix {cot} = CoTD, 100% of ETD) reuses it.
@@ -22,7 +23,7 @@ COLUMNS = ["ablation", "variant", "method", "train_examples", "dataset", "strate
 
 @dataclass(frozen=True)
 class Variant:
-    ablation: str  # "thought_mix" | "data_size" | "rationales_per_question"
+    ablation: str  # "thought_mix" | "data_size" | "rationales_per_question" | "rationale_style"
     variant: str  # "cot+pot", "ETD 25%", "k=1"
     label: str  # the student's name (a main method's when the data is the same)
     thoughts: tuple[str, ...]
@@ -50,19 +51,47 @@ def first_k(rows: list[dict], k: int) -> list[dict]:
     return [r for r in rows if r["sample_index"] < k]
 
 
+def commented_rows(p: Params, rows: list[dict]) -> list[dict]:
+    """The same questions' rationales in the annotation teacher's commented style (each step preceded by its gold
+    sentence, computed numbers included), verified like 01; only questions whose commented rationale verifies."""
+    from eotd import synthesis
+    from eotd.teachers.annotation import AnnotationTeacher
+
+    wanted = {(r["question_id"], r["thought"]) for r in rows}
+    problems = [pr for pr in synthesis.training_problems(p) if any((pr.id, t) in wanted for t in formats.TRIGGERS)]
+    teacher = AnnotationTeacher("commented")
+    requests = [rq for rq in synthesis.requests_for(problems, sorted({r["thought"] for r in rows}), 1)
+                if (rq.question_id, rq.thought) in wanted]
+    completions = [c for _, c in teacher.complete(requests)]
+    built = synthesis.build_rows(problems, requests, completions, teacher,
+                                 {"timeout": p.verify_timeout, "memory_mb": p.verify_memory_mb}, progress=False)
+    return synthesis.kept_rows(built)
+
+
 def variants(p: Params, splits) -> list[Variant]:
     etd = list(splits["etd"])
     out = []
     if p.ablation_thought_mixes:
         for mix in thought_mixes():
             rows = tuple(r for r in etd if r["thought"] in mix)
-            out.append(Variant("thought_mix", "+".join(mix), _method_for(mix) or "mix:" + "+".join(mix), mix, rows))
+            method = _method_for(mix)
+            same = method is not None and tuple(students.training_rows(p, splits, method)) == rows
+            out.append(Variant("thought_mix", "+".join(mix), method if same else "mix:" + "+".join(mix), mix, rows))
     for method in p.ablation_size_methods:
-        rows = list(splits[students.SPLIT_OF[method]])
+        rows = students.training_rows(p, splits, method)
         for fraction in p.ablation_sizes:
             label = method if fraction == 1 else f"{method}:{fraction:.0%}"
             out.append(Variant("data_size", f"{method} {fraction:.0%}", label, formats.METHODS[method],
                                tuple(subsample(rows, fraction, p.seed) if fraction < 1 else rows)))
+    for method in p.ablation_style_methods:  # the main student vs one trained on the commented rewrite
+        rows = students.training_rows(p, splits, method)
+        commented = commented_rows(p, rows)
+        kept = {r["question_id"] for r in commented}
+        same = [r for r in rows if r["question_id"] in kept]  # the same questions on both sides
+        label = method if len(same) == len(rows) else f"{method}:executor"
+        out.append(Variant("rationale_style", f"{method} executor", label, formats.METHODS[method], tuple(same)))
+        out.append(Variant("rationale_style", f"{method} commented", f"{method}:commented", formats.METHODS[method],
+                           tuple(commented)))
     samples = max((r["sample_index"] for r in etd), default=0) + 1
     if samples > 1:
         for k in sorted({1, samples}):
@@ -76,13 +105,20 @@ def eval_sets(p: Params, train: list[Problem]) -> evalsets.EvalSets:
     return evalsets.load(dataclasses.replace(p, eval_sets=p.ablation_eval_sets, eval_limit=p.ablation_eval_limit), train)
 
 
-def run(p: Params, splits, sets: dict[str, list[Problem]], progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Train and evaluate every variant; returns the tidy accuracy table and the training results by label."""
+def run(p: Params, splits, sets: dict[str, list[Problem]], progress: bool = True,
+        grid: list[Variant] | None = None, max_new_tokens: dict[str, int] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Train and evaluate every variant (of `grid`, default variants(p, splits)); returns the tidy accuracy table
+    and the training results by label."""
     tables, trained = [], {}
-    for v in variants(p, splits):
+    for v in grid if grid is not None else variants(p, splits):
         if v.label not in trained:
             trained[v.label] = students.fit(p, v.label, list(v.rows), progress)
-        outputs = students.predict(p, v.label, str(trained[v.label].path), sets, v.thoughts, progress=progress)
+        # the main budget (so the main students' generations are reused), raised where this variant's own
+        # rationales are longer (the commented style)
+        own = students.generation_budget(p, {"etd": list(v.rows)})
+        budget = {t: max((max_new_tokens or {}).get(t, 0), own[t]) for t in v.thoughts}
+        outputs = students.predict(p, v.label, str(trained[v.label].path), sets, v.thoughts, progress=progress,
+                                   max_new_tokens=budget)
         _, _, table = evaluate.run(outputs, p)
         tables.append(table.assign(ablation=v.ablation, variant=v.variant, train_examples=len(v.rows)))
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)

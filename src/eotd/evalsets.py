@@ -21,13 +21,24 @@ class EvalSets:
 def _gsm_symbolic(name: str, p: Params, train: list[data.Problem]) -> list[data.Problem]:
     """Held-out templates, or unseen instances of the training templates (in-distribution by design, so these two
     are not decontaminated: their questions share templates with training by construction, never the same text)."""
-    n = p.eval_limit or 500
+    n = limit(p, name) or 500
     if name == "gsm_symbolic_template":
         return list(data.load_gsm_symbolic(n, p.seed, "test", "template", p.gsm_symbolic_test_fraction))
     train_templates, _ = data.gsm_symbolic_templates(p.seed, p.gsm_symbolic_test_fraction)
     seen = {pr.question for pr in train}
-    pool = data.load_gsm_symbolic(8 * n, p.seed, "test", "instance", p.gsm_symbolic_test_fraction)
-    return [pr for pr in pool if data.gsm_symbolic_template(pr) in train_templates and pr.question not in seen][:n]
+    # Training drew the first problems of the same stream, so look further along it until n unseen ones are found.
+    size = 8 * n
+    while True:
+        pool = data.load_gsm_symbolic(size, p.seed, "test", "instance", p.gsm_symbolic_test_fraction)
+        found = [pr for pr in pool if data.gsm_symbolic_template(pr) in train_templates and pr.question not in seen]
+        if len(found) >= n or size > 64 * (n + len(train)):
+            return found[:n]
+        size *= 2
+
+
+def limit(p: Params, name: str) -> int | None:
+    """Problems to evaluate from set `name`: its eval_limits entry, else eval_limit (None = all)."""
+    return p.eval_limits.get(name, p.eval_limit)
 
 
 def _sample(problems: list[data.Problem], limit: int | None, seed: int) -> list[data.Problem]:
@@ -36,20 +47,34 @@ def _sample(problems: list[data.Problem], limit: int | None, seed: int) -> list[
     return sorted(random.Random(seed).sample(problems, limit), key=problems.index)
 
 
+def _decontaminated(problems: list[data.Problem], n: int | None, seed: int, train: list[data.Problem]):
+    """A seeded sample of n, its items that overlap the training questions set aside (reported as <set>_overlap),
+    and the clean part topped up from the rest of the set so the headline set still has n problems."""
+    sample = _sample(problems, n, seed)
+    overlaps = decontaminate.find_overlaps(train, sample)
+    clean, overlapping = decontaminate.split_clean(sample, overlaps)
+    if overlapping and n:
+        chosen = {pr.id for pr in sample}
+        rest = [pr for pr in problems if pr.id not in chosen]
+        extra = _sample(rest, 2 * len(overlapping) + 8, seed)
+        extra_clean, _ = decontaminate.split_clean(extra, decontaminate.find_overlaps(train, extra))
+        clean = sorted(clean + extra_clean[:len(overlapping)], key=problems.index)
+    return clean, overlapping, overlaps
+
+
 def load(p: Params, train: list[data.Problem]) -> EvalSets:
-    """Every set named in p.eval_sets, sampled to p.eval_limit and split into clean / overlapping with `train`."""
+    """Every set named in p.eval_sets, sampled to its limit and split into clean / overlapping with `train`."""
     result = EvalSets({})
     for name in p.eval_sets:
         try:
             if name in GSM_SYMBOLIC:
                 result.sets[name] = _gsm_symbolic(name, p, train)
                 continue
-            problems = _sample(list(data.load(name, p.data_dir)), p.eval_limit, p.seed)
+            problems = list(data.load(name, p.data_dir))
         except Exception as exc:  # noqa: BLE001 - a missing set is reported, not fatal
             result.unavailable[name] = f"{type(exc).__name__}: {exc}"
             continue
-        overlaps = decontaminate.find_overlaps(train, problems)
-        clean, overlapping = decontaminate.split_clean(problems, overlaps)
+        clean, overlapping, overlaps = _decontaminated(problems, limit(p, name), p.seed, train)
         result.sets[name] = clean
         if overlapping:
             result.sets[f"{name}_overlap"] = overlapping

@@ -7,10 +7,9 @@ No strategy ever looks at the gold answer to choose; gold is only used to mark t
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from eotd.answers import Number, numbers_equal, to_json
 from eotd.params import Params
@@ -110,29 +109,23 @@ def combine(
     return rows
 
 
-def bootstrap_ci(
-    correct: Sequence[bool], n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval for the accuracy; (nan, nan) when empty."""
-    x = np.asarray(correct, dtype=bool)
-    n = len(x)
+def wilson_ci(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for correct/n (scipy); (nan, nan) when n is 0. Unlike a bootstrap it does not collapse
+    to [0, 0] at 0/n: 0/200 still allows up to 1.9%."""
     if n == 0:
         return (float("nan"), float("nan"))
-    # Resampling n 0/1 values with replacement and counting the ones is exactly a Binomial(n, mean) draw.
-    means = np.random.default_rng(seed).binomial(n, x.mean(), size=n_boot) / n
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return (float(low), float(high))
+    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
-def accuracy_table(combined: list[dict], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Accuracy with a bootstrap CI per dataset, method and strategy."""
+def accuracy_table(combined: list[dict]) -> pd.DataFrame:
+    """Accuracy with a 95% Wilson interval per dataset, method and strategy."""
     rows = []
     if combined:
         frame = pd.DataFrame(combined)
         for (dataset, method, strategy), group in frame.groupby(["dataset", "method", "strategy"], sort=True):
             flags = group["correct"].astype(bool).to_numpy()
-            low, high = bootstrap_ci(flags, n_boot=n_boot, seed=seed)
+            low, high = wilson_ci(int(flags.sum()), len(flags))
             rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": len(flags),
                          "correct": int(flags.sum()), "accuracy": float(flags.mean()), "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -142,7 +135,7 @@ def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[di
     """Score raw outputs, combine them with the params' strategies and tabulate: (scored, combined, accuracy)."""
     scored = score(outputs, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb, progress=progress)
     combined = combine(scored, p.fallback_orders, p.vote_tie_order)
-    return scored, combined, accuracy_table(combined, seed=p.seed)
+    return scored, combined, accuracy_table(combined)
 
 
 def failure_reasons(scored: list[dict]) -> pd.DataFrame:

@@ -119,14 +119,34 @@ def is_seq2seq(name_or_path: str) -> bool:
     return bool(getattr(AutoConfig.from_pretrained(resolve(name_or_path)), "is_encoder_decoder", False))
 
 
-def load(name_or_path: str, dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) in eval mode; causal tokenizers pad on the left so batched generation lines up."""
+def load(name_or_path: str, dtype: torch.dtype = torch.float32, device: str | None = None):
+    """(model, tokenizer) in eval mode on `device` (None = the CPU; training moves it through accelerate); causal
+    tokenizers pad on the left so batched generation lines up."""
     path = resolve(name_or_path)
     seq2seq = is_seq2seq(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     model = auto.from_pretrained(path, dtype=dtype).eval()
+    if device is not None:
+        model = model.to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right" if seq2seq else "left"
     return model, tokenizer
+
+
+def inference_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def inference_dtype() -> torch.dtype:
+    """bf16 weights where the hardware computes in bf16 (greedy outputs barely move, generation is ~1.5x faster on
+    this CPU), else fp32."""
+    from eotd.infer import bf16_supported
+
+    return torch.bfloat16 if bf16_supported() else torch.float32
+
+
+def load_for_inference(name_or_path: str):
+    """(model, tokenizer) for generation: on the GPU when there is one, in bf16 where supported."""
+    return load(name_or_path, dtype=inference_dtype(), device=inference_device())

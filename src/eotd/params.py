@@ -46,27 +46,38 @@ class Params:
     # students (03): any hub id / folder, causal or seq2seq; "smollm2-135m-gguf" = the embedded default
     student: str = "smollm2-135m-gguf"
     methods: list[str] = field(default_factory=lambda: ["CoTD", "PoTD", "EoTD", "ETD"])
+    etd_data: str = "union"  # "union": every verified rationale of every type (the paper); "one_per_question": ETD
+    # sees each question once, types dealt round-robin: the same training budget as CoTD/PoTD/EoTD
     epochs: float = 1.0
     lr: float = 5e-5
-    batch_size: int = 8
+    batch_size: int = 8  # examples per micro-batch when batch_tokens is None
+    batch_tokens: int | None = None  # token budget per micro-batch (padded); None = batch_size examples
     grad_accum: int = 1
     max_source_len: int = 256
     max_target_len: int = 256
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0  # gradient clipping; None or 0 = off
+    mixed_precision: str = "auto"  # "auto" = bf16 autocast where the hardware has it, else "no"; or "bf16" / "no"
     checkpoint_every: int = 50  # optimizer steps
     # evaluation (04)
     eval_sets: list[str] = field(default_factory=lambda: [
         "gsm_symbolic_template", "gsm_symbolic_instance", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard"])
     eval_limit: int | None = 50  # problems per set: a seeded sample, the same for every method; None = all
-    max_new_tokens: int = 256
-    eval_batch_size: int = 16
+    eval_limits: dict[str, int] = field(default_factory=dict)  # per-set overrides of eval_limit
+    max_new_tokens: int = 256  # cap; each thought type gets its longest training rationale + 25% (students.generation_budget)
+    eval_batch_size: int = 16  # most prompts per generation batch
+    eval_batch_tokens: int | None = None  # token budget per generation batch: prompts x (longest prompt + new tokens)
     evaluate_base: bool = True  # the untrained student, few-shot prompted, as the baseline
     base_shots: int = 4
+    base_thoughts: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])  # the baseline's prompts
     fallback_orders: list[list[str]] = field(default_factory=lambda: [["pot", "eot", "cot"]])
     vote_tie_order: list[str] = field(default_factory=lambda: ["pot", "eot", "cot"])
     # ablations (05): sizes come from the tier; the default runs a reduced grid that fits its hour
     ablation_thought_mixes: bool = True  # all 7 non-empty subsets of {cot, pot, eot}
     ablation_sizes: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of the verified data
     ablation_size_methods: list[str] = field(default_factory=lambda: ["ETD"])
+    ablation_style_methods: list[str] = field(default_factory=list)  # e.g. [PoTD, EoTD]: retrain on commented rationales
     ablation_eval_sets: list[str] = field(default_factory=lambda: ["gsm_symbolic_template", "gsm8k_test"])
     ablation_eval_limit: int | None = 30
     # verification (02)
@@ -96,8 +107,58 @@ def _matches(value, hint) -> bool:
     return isinstance(value, hint)
 
 
+def _choices() -> dict[str, tuple]:
+    """The allowed values of the keys that name things (lists are checked item by item)."""
+    from eotd import data, evalsets, formats
+
+    sets = tuple(evalsets.GSM_SYMBOLIC) + tuple(data.DATASETS)
+    return {"thought_types": tuple(formats.TRIGGERS), "methods": tuple(formats.METHODS), "eval_sets": sets,
+            "ablation_eval_sets": sets, "eval_limits": sets, "ablation_size_methods": tuple(formats.METHODS),
+            "ablation_style_methods": ("PoTD", "EoTD"), "fallback_orders": tuple(formats.TRIGGERS),
+            "vote_tie_order": tuple(formats.TRIGGERS), "base_thoughts": tuple(formats.TRIGGERS), "etd_data": ("union", "one_per_question"),
+            "gsm_symbolic_split": ("template", "instance"), "teacher": ("annotation", "openai", "transformers"),
+            "mixed_precision": ("auto", "bf16", "fp16", "no"),
+            "train_dataset": ("gsm_symbolic",) + tuple(data.DATASETS)}
+
+
+# key -> (lowest allowed, highest allowed); None values mean "all"/"off" where the key's type allows None
+_RANGES = {"train_questions": (1, None), "samples_per_question": (1, None), "epochs": (1e-9, None),
+           "lr": (1e-12, 1.0), "batch_size": (1, None), "batch_tokens": (1, None), "grad_accum": (1, None),
+           "max_source_len": (1, None), "max_target_len": (1, None), "checkpoint_every": (0, None),
+           "eval_limit": (1, None), "ablation_eval_limit": (1, None), "max_new_tokens": (1, None),
+           "eval_batch_size": (1, None), "eval_batch_tokens": (1, None), "base_shots": (0, 8),
+           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256),
+           "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "warmup_ratio": (0, 1),
+           "weight_decay": (0, None), "max_grad_norm": (0, None), "temperature": (0, 5),
+           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9)}
+
+
+def _check_values(p: Params, source: str) -> None:
+    for key, allowed in _choices().items():
+        value = getattr(p, key)
+        items = [value] if isinstance(value, str) else list(value or [])
+        if key == "fallback_orders":
+            items = [t for order in value for t in order]
+        bad = [v for v in items if v not in allowed]
+        if bad:
+            raise ParamsError(f"{source}: key {key!r} has {bad[0]!r}, which is not one of {list(allowed)}")
+    for key, (low, high) in _RANGES.items():
+        value = getattr(p, key)
+        if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
+            span = f"at least {low}" if high is None else f"between {low} and {high}"
+            none = " (or null for all)" if key in ("train_questions", "eval_limit", "ablation_eval_limit") else ""
+            raise ParamsError(f"{source}: key {key!r} must be {span}{none}, got {value!r}")
+    for name, n in p.eval_limits.items():
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ParamsError(f"{source}: eval_limits[{name!r}] must be a whole number of at least 1, got {n!r}")
+    for fraction in p.ablation_sizes:
+        if not 0 < fraction <= 1:
+            raise ParamsError(f"{source}: key 'ablation_sizes' holds {fraction!r}; fractions must be in (0, 1]")
+
+
 def validate(raw: dict, source: str) -> Params:
-    """Build Params from a mapping, naming `source` and the key in every error."""
+    """Build Params from a mapping, naming `source` and the key in every error; names are checked against the known
+    sets, methods and thought types, numbers against their ranges."""
     hints = typing.get_type_hints(Params)
     unknown = sorted(set(raw) - set(hints))
     if unknown:
@@ -105,7 +166,9 @@ def validate(raw: dict, source: str) -> Params:
     for key, value in raw.items():
         if not _matches(value, hints[key]):
             raise ParamsError(f"{source}: key {key!r} must be {hints[key]}, got {value!r} ({type(value).__name__})")
-    return Params(**raw)
+    p = Params(**raw)
+    _check_values(p, source)
+    return p
 
 
 def load(path: str | Path) -> Params:
@@ -115,7 +178,10 @@ def load(path: str | Path) -> Params:
         path = paths.ROOT / path
     if not path.exists():
         raise ParamsError(f"{path}: no such params file; see {paths.PARAMS} for the tiers")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: must be a mapping of key: value, got {type(raw).__name__}")
     raw.setdefault("name", path.stem)

@@ -186,6 +186,34 @@ def data_size_curves(ablation: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def rationale_style(ablation: pd.DataFrame) -> plt.Figure:
+    """Accuracy of each method trained on executor-style vs commented rationales (same questions), per dataset."""
+    rows = _ablation(ablation, "rationale_style")
+    trigger = {"PoTD": ["pot"], "EoTD": ["eot"], "CoTD": ["cot"]}
+    rows = _one_strategy(rows, ["variant", "dataset"], lambda k: trigger.get(k["variant"].split()[0], []))
+    rows["style"] = rows["variant"].str.split().str[-1]
+    rows["method"] = rows["variant"].str.split().str[0]
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.8), sharey=True, squeeze=False)
+    styles = ["executor", "commented"]
+    for ax, dataset in zip(axes[0], datasets):
+        part = rows[rows["dataset"] == dataset]
+        methods = method_order(part["method"])
+        sns.barplot(data=part, x="method", y="accuracy", hue="style", order=methods, hue_order=styles, ax=ax,
+                    errorbar=None, legend=ax is axes[0][0])
+        for container, style in zip(ax.containers, styles):
+            for bar, method in zip(container, methods):
+                hit = part[(part["method"] == method) & (part["style"] == style)]
+                if len(hit):
+                    centre = bar.get_x() + bar.get_width() / 2
+                    _errorbars(ax, [centre], hit["accuracy"], hit["ci_low"], hit["ci_high"], "0.2")
+        _percent_axis(ax)
+        ax.set(xlabel="", ylabel="accuracy", title=dataset)
+    fig.suptitle("Rationale style: executor-style vs commented with computed numbers (same questions)")
+    fig.tight_layout()
+    return fig
+
+
 def _canonical_mix(variant: str) -> str:
     parts = [p.strip().lower() for p in str(variant).replace(",", "+").split("+") if p.strip()]
     return "+".join(sorted(parts, key=lambda p: ["cot", "pot", "eot"].index(p) if p in ("cot", "pot", "eot") else 9))

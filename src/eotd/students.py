@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import random
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,7 @@ from eotd.params import Params
 from eotd.train import TrainConfig, TrainResult, data_hash, train
 
 SPLIT_OF = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": "etd"}
+CACHE_CHUNK = 256  # generations between cache writes
 
 
 def train_config(p: Params) -> TrainConfig:
@@ -36,9 +39,37 @@ def fit(p: Params, label: str, rows: list[dict], progress: bool = True) -> Train
     return result
 
 
+def one_type_per_question(rows: list[dict], seed: int) -> list[dict]:
+    """ETD data at the single-format budget: each question once, its thought type dealt round-robin over a seeded
+    shuffle of the questions (so the three types are equally represented), falling back to another verified type
+    when the dealt one was not verified."""
+    by_question: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_question.setdefault(row["question_id"], {}).setdefault(row["thought"], row)
+    order = sorted(by_question)
+    random.Random(f"etd-{seed}").shuffle(order)
+    thoughts = list(formats.TRIGGERS)
+    chosen = set()
+    for k, qid in enumerate(order):
+        have = by_question[qid]
+        dealt = thoughts[k % len(thoughts)]
+        pick = have.get(dealt) or next(have[t] for t in thoughts if t in have)
+        chosen.add(id(pick))
+    return [row for row in rows if id(row) in chosen]
+
+
+def training_rows(p: Params, splits, method: str) -> list[dict]:
+    """A method's training data: its type's split; ETD's is the union of all types (the paper) or, with
+    etd_data: one_per_question, one rationale per question (the same budget as a single-format method)."""
+    rows = list(splits[SPLIT_OF[method]])
+    if method == "ETD" and p.etd_data == "one_per_question":
+        rows = one_type_per_question(rows, p.seed)
+    return rows
+
+
 def train_methods(p: Params, splits, progress: bool = True) -> dict[str, TrainResult]:
     """One student per method in p.methods, from the synthesis stage's splits."""
-    return {m: fit(p, m, list(splits[SPLIT_OF[m]]), progress) for m in p.methods}
+    return {m: fit(p, m, training_rows(p, splits, m), progress) for m in p.methods}
 
 
 def losses_frame(results: dict[str, TrainResult]) -> pd.DataFrame:
@@ -83,11 +114,30 @@ def _prompt(tokenizer, problem: Problem, thought: str, few_shot: int | None) -> 
     return prompts.for_model(tokenizer, thought, problem.question, few_shot)
 
 
+def generation_budget(p: Params, splits) -> dict[str, int]:
+    """max_new_tokens per thought type: the longest training rationale of that type in the student's tokens plus a
+    quarter, capped at p.max_new_tokens (a program needs far fewer tokens than prose; the cap is for types without
+    training data)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve(p.student))
+    budget = {}
+    for thought in formats.TRIGGERS:
+        rows = [r["rationale"] for r in splits["etd"] if r["thought"] == thought] if "etd" in splits else []
+        lengths = tokenizer(rows, add_special_tokens=False)["input_ids"] if rows else []
+        longest = max((len(ids) for ids in lengths), default=0)
+        budget[thought] = min(p.max_new_tokens, math.ceil(1.25 * longest) + 1) if longest else p.max_new_tokens
+    return budget
+
+
 def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem]], thoughts: tuple[str, ...],
-            few_shot: int | None = None, progress: bool = True) -> list[dict]:
+            few_shot: int | None = None, progress: bool = True,
+            max_new_tokens: dict[str, int] | None = None) -> list[dict]:
     """Raw outputs of one model for every (set, problem, thought); cached per model and generation settings, so a
-    re-run (or a resumed run) only generates what is missing."""
-    key = json.dumps([model_path, _fingerprint(model_path), p.max_new_tokens, few_shot,
+    re-run (or a resumed run) only generates what is missing. `max_new_tokens` per thought (see generation_budget)
+    defaults to p.max_new_tokens for every thought."""
+    budget = {t: (max_new_tokens or {}).get(t, p.max_new_tokens) for t in thoughts}
+    key = json.dumps([model_path, _fingerprint(model_path), budget, few_shot,
                       {t: prompts.load(t).version for t in thoughts}], sort_keys=True)
     cache = paths.cache_dir("predictions") / p.name / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
     done = {(r["dataset"], r["question_id"], r["thought"]): r for r in
@@ -95,22 +145,24 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
     todo = [(name, pr, t) for name, problems in sets.items() for pr in problems for t in thoughts
             if (name, pr.id, t) not in done]
     if todo:
-        model, tokenizer = models.load(model_path)
+        model, tokenizer = models.load_for_inference(model_path)
         texts = {item: _prompt(tokenizer, item[1], item[2], few_shot) for item in todo}
-        todo.sort(key=lambda item: len(texts[item]), reverse=True)  # similar lengths batch together
-        step = 4 * p.eval_batch_size
+        todo.sort(key=lambda item: (item[2], -len(texts[item])))  # one budget per thought, similar lengths together
         bar = tqdm(total=len(todo), desc=f"generate {label}", disable=not progress)
-        for start in range(0, len(todo), step):
-            chunk = todo[start:start + step]
-            outputs = infer.generate(model, tokenizer, [texts[item] for item in chunk], p.max_new_tokens,
-                                     p.eval_batch_size)
-            for (name, pr, t), text in zip(chunk, outputs):
-                done[(name, pr.id, t)] = {"dataset": name, "question_id": pr.id, "method": label, "thought": t,
-                                          "output": prompts.load(t).parse(text), "raw_output": text,
-                                          "gold": str(pr.answer)}
+        for start in range(0, len(todo), CACHE_CHUNK):
+            chunk = todo[start:start + CACHE_CHUNK]
+            for thought in dict.fromkeys(t for _, _, t in chunk):
+                items = [item for item in chunk if item[2] == thought]
+                outputs = infer.generate(model, tokenizer, [texts[item] for item in items], budget[thought],
+                                         p.eval_batch_size, batch_tokens=p.eval_batch_tokens)
+                for (name, pr, t), text in zip(items, outputs):
+                    done[(name, pr.id, t)] = {"dataset": name, "question_id": pr.id, "method": label, "thought": t,
+                                              "output": prompts.load(t).parse(text), "raw_output": text,
+                                              "gold": str(pr.answer)}
             records.write_jsonl(cache, done.values())  # a killed run keeps every finished chunk
             bar.update(len(chunk))
         bar.close()
+        del model
     return [done[(name, pr.id, t)] for name, problems in sets.items() for pr in problems for t in thoughts]
 
 

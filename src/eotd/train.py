@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import random
@@ -51,7 +52,8 @@ MEGA_BATCH = 50  # batches per length-sorting window
 class TrainConfig:
     epochs: float = 1.0
     lr: float = 5e-5
-    batch_size: int = 8
+    batch_size: int = 8  # examples per micro-batch (when batch_tokens is None)
+    batch_tokens: int | None = None  # token budget per micro-batch: as many examples as fit, counted padded
     grad_accum: int = 1
     max_source_len: int = 256
     max_target_len: int = 256
@@ -109,11 +111,14 @@ def _length(example: dict) -> int:
     return len(ids) if len(labels) == len(ids) else len(ids) + len(labels)
 
 
-def batches(examples: list[dict], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def batches(examples: list[dict], batch_size: int, seed: int, epoch: int,
+            batch_tokens: int | None = None) -> list[list[int]]:
     """Example indices grouped into batches: every example once per epoch, order fixed by (seed, epoch).
 
     Shuffle, then sort by length inside mega-batches of MEGA_BATCH x batch_size so each batch pads little, then
-    shuffle the batch order (long and short batches alternate instead of running in length order).
+    shuffle the batch order (long and short batches alternate instead of running in length order). With
+    `batch_tokens`, a batch takes examples while (examples x its longest) stays within the budget, so short
+    examples travel in large batches and long ones in small batches: fewer, fuller matmuls for the same tokens.
     """
     rng = random.Random(f"eotd-train-{seed}-{epoch}")
     order = list(range(len(examples)))
@@ -122,25 +127,70 @@ def batches(examples: list[dict], batch_size: int, seed: int, epoch: int) -> lis
     out = []
     for start in range(0, len(order), window):
         mega = sorted(order[start:start + window], key=lambda i: _length(examples[i]), reverse=True)
-        out.extend(mega[i:i + batch_size] for i in range(0, len(mega), batch_size))
+        if batch_tokens is None:
+            out.extend(mega[i:i + batch_size] for i in range(0, len(mega), batch_size))
+            continue
+        batch: list[int] = []
+        for i in mega:  # longest first: the batch's first example sets its padded width
+            if batch and (len(batch) + 1) * _length(examples[batch[0]]) > batch_tokens:
+                out.append(batch)
+                batch = []
+            batch.append(i)
+        out.append(batch)
     rng.shuffle(out)
     return out
 
 
-def collate(examples: list[dict], pad_id: int, seq2seq: bool) -> dict:
-    """Dynamic right padding to the longest example of the batch; labels padded with -100."""
+def warmup_then_linear(warmup: int, total: int):
+    """LR multiplier per scheduler step: a linear ramp that starts above zero (the first step already learns), then
+    linear decay that ends above zero (the last step too)."""
+    def factor(step: int) -> float:
+        return min(1.0, (step + 1) / max(1, warmup)) * min(1.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+def collate(examples: list[dict], pad_id: int, seq2seq: bool, trim_logits: bool = False) -> dict:
+    """Dynamic padding to the longest example of the batch; labels padded with -100.
+
+    With `trim_logits` (causal models whose forward takes `logits_to_keep`), rows are padded on the left so every
+    rationale ends at the last position, and the batch says how many trailing positions need logits: the output
+    layer (49152 words for SmolLM2, a fifth of the model's FLOPs) then runs on the rationale tokens only, not on
+    the prompt and the padding. RoPE attention depends on relative positions only, so left padding changes nothing.
+    """
+    left = trim_logits and not seq2seq
+
     def pad(seqs, value):
         width = max(len(s) for s in seqs)
-        return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+        return torch.tensor([([value] * (width - len(s)) if left else []) + list(s)
+                             + ([] if left else [value] * (width - len(s))) for s in seqs], dtype=torch.long)
 
     ids = [e["input_ids"] for e in examples]
     batch = {"input_ids": pad(ids, pad_id),
              "attention_mask": pad([[1] * len(s) for s in ids], 0),
              "labels": pad([e["labels"] for e in examples], -100)}
+    if left:
+        batch["logits_to_keep"] = torch.tensor(1 + max(sum(1 for x in e["labels"] if x != -100) for e in examples))
     # tokens processed: non-pad inputs, plus the decoder tokens of a seq2seq model
     n = int(batch["attention_mask"].sum()) + (int((batch["labels"] != -100).sum()) if seq2seq else 0)
     batch["n_tokens"] = torch.tensor(n)
     return batch
+
+
+def loss_of(model, batch: dict) -> torch.Tensor:
+    """The mean next-token loss over the label tokens; with `logits_to_keep` in the batch (see collate), computed
+    from the trailing positions' logits only."""
+    keep = batch.pop("logits_to_keep", None)
+    if keep is None:
+        return model(**batch).loss
+    keep = int(keep)
+    labels = batch.pop("labels")
+    logits = model(**batch, logits_to_keep=keep).logits[:, :-1]
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels[:, 1 - keep:].flatten(),
+                                             ignore_index=-100)
+
+
+def supports_logits_to_keep(model) -> bool:
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 class _Batches(list):
@@ -195,7 +245,6 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     out_dir = Path(out_dir)
     dhash = data_hash(rows)
@@ -242,12 +291,13 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     model.train()
     examples = build_examples(rows, tokenizer, seq2seq, config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    trim = not seq2seq and supports_logits_to_keep(model)
 
     def loader(epoch: int):
         dl = torch.utils.data.DataLoader(
-            examples, batch_sampler=_Batches(batches(examples, config.batch_size, config.seed, epoch),
-                                             config.batch_size),
-            collate_fn=lambda b: collate(b, pad_id, seq2seq),
+            examples, batch_sampler=_Batches(batches(examples, config.batch_size, config.seed, epoch,
+                                                     config.batch_tokens), config.batch_size),
+            collate_fn=lambda b: collate(b, pad_id, seq2seq, trim),
             generator=torch.Generator().manual_seed(config.seed))  # keep the global RNG untouched
         return accelerator.prepare(dl)
 
@@ -263,7 +313,8 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     # accelerate steps a prepared scheduler once per process per optimizer step: size it in those units
     sched_total = total_steps * accelerator.num_processes
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * sched_total), sched_total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_then_linear(math.ceil(config.warmup_ratio * sched_total), sched_total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     step, start_epoch, position, losses, train_tokens, seconds_before = 0, 0, 0, [], 0, 0.0
@@ -308,7 +359,7 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
         for batch in it:
             n_tokens = batch.pop("n_tokens")
             with accelerator.accumulate(model), accelerator.autocast():
-                loss = model(**batch).loss
+                loss = loss_of(model, batch)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)

@@ -1,9 +1,11 @@
-"""Training throughput of the real default student (SmolLM2-135M) on this machine, bf16 autocast vs fp32.
+"""Training throughput of the real default student (SmolLM2-135M) on this machine.
 
-Prints the measured matmul peak (2048x2048, fp32 and bf16), whether accelerate's bf16 really autocasts on CPU (and
-how its step time compares with a hand-written torch.autocast), then eotd.train for a few optimizer steps in each
-precision with tokens/s and achieved GFLOP/s (~ 6 x params x tokens/s) as a fraction of the matching peak.
-Run: .venv/bin/python tests/benchmarks/bench_train.py   (about 3-4 minutes on 2 cores)
+Prints the measured matmul peak (2048x2048, fp32 and bf16), then eotd.train on PoT rationales of the default tier
+for a few optimizer steps per batching setting (fixed 8 examples vs token-budget micro-batches, bf16 autocast), with
+tokens/s and achieved GFLOP/s (~ 6 x params x tokens/s) as a share of the matmul peak of the precision training
+uses here (bf16 where the hardware has it, else fp32), measured in the same run.
+`--full` adds the fp32 run and the check that accelerate's bf16 really autocasts on CPU.
+Run: .venv/bin/python tests/benchmarks/bench_train.py [--full]   (about 5 minutes on 2 cores)
 """
 import tempfile
 import time
@@ -13,7 +15,7 @@ import torch
 
 from eotd import models
 from eotd.data import load_gsm_symbolic
-from eotd.train import TrainConfig, build_examples, collate, train
+from eotd.train import TrainConfig, build_examples, collate, resolve_mixed_precision, train
 
 STUDENT = models.DEFAULT_STUDENT
 STEPS, BATCH = 4, 8
@@ -69,34 +71,58 @@ def autocast_check(rows) -> None:
     del model, prepared, accelerator
 
 
-def main() -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    print(f"matmul 2048x2048 peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+def pot_rows(n: int) -> list[dict]:
+    from eotd.teachers.annotation import ConversionError, convert
 
-    problems = load_gsm_symbolic(64, seed=0)
-    rows = [{"question": p.question, "thought": "cot", "rationale": p.solution} for p in problems]
+    rows = []
+    for p in load_gsm_symbolic(n, seed=0):
+        try:
+            rows.append({"question": p.question, "thought": "pot", "rationale": convert(p.solution, "pot", p.question)})
+        except ConversionError:
+            pass
+    return rows
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full", action="store_true", help="also fp32 and the accelerate autocast check")
+    full = parser.parse_args().full
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bf16 = resolve_mixed_precision("auto") == "bf16"
+    peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16) if bf16 else float("nan")}
+    print(f"matmul 2048x2048 peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 "
+          + (f"{peak['bf16']:.0f} GFLOP/s" if bf16 else "not measured (no native bf16 on this machine: emulated)"))
+
+    rows = pot_rows(160)
     models.resolve(STUDENT)  # build the converted copy outside the timings
-    autocast_check(rows)
+    if full and resolve_mixed_precision("auto") == "bf16":
+        autocast_check(rows)
 
     model, _ = models.load(STUDENT)
     params = sum(p.numel() for p in model.parameters())
     del model
-    print(f"{STUDENT}: {params / 1e6:.1f} M params; {STEPS} optimizer steps of batch {BATCH} per precision")
-    for precision, peak_key in (("bf16", "bf16"), ("no", "fp32")):
-        config = TrainConfig(epochs=STEPS * BATCH / len(rows), batch_size=BATCH, mixed_precision=precision,
-                             checkpoint_every=1000)
+    # what training uses here: bf16 autocast where the CPU/GPU has bf16, else fp32 (emulated bf16 is ~100x slower)
+    precision = resolve_mixed_precision("auto")
+    key = "bf16" if precision == "bf16" else "fp32"
+    settings = [(precision, key, {"batch_size": BATCH}), (precision, key, {"batch_tokens": 2048}),
+                (precision, key, {"batch_tokens": 4096})]
+    if full and precision == "bf16":
+        settings.append(("no", "fp32", {"batch_size": BATCH}))
+    print(f"{STUDENT}: {params / 1e6:.1f} M params; {STEPS} optimizer steps per setting on {len(rows)} PoT rows")
+    for precision, peak_key, batching in settings:
+        config = TrainConfig(epochs=1.0, mixed_precision=precision, checkpoint_every=1000, **batching)
         with tempfile.TemporaryDirectory() as out:
-            result = train(STUDENT, rows, Path(out), config, progress=False)
+            result = train(STUDENT, rows, Path(out), config, progress=False, stop_after_steps=STEPS)
         timed = result.losses[1:]  # the first step carries warm-up costs
         seconds = sum(x["tokens"] / x["tokens_per_s"] for x in timed)
         tokens = sum(x["tokens"] for x in timed)
         tok_s = tokens / seconds
         gflops = 6 * params * tok_s / 1e9
-        print(f"  {peak_key}: {result.steps} steps, {result.train_tokens} tokens, {result.seconds:.1f} s total; "
-              f"steps 2-{result.steps}: {seconds / len(timed):.1f} s/step, {tok_s:.0f} tok/s, {gflops:.0f} GFLOP/s "
-              f"= {gflops / peak[peak_key]:.0%} of the {peak_key} matmul peak; "
-              f"losses {[round(x['loss'], 3) for x in result.losses]}")
+        print(f"  {peak_key} {batching}: steps 2-{result.steps}: {tokens / len(timed):.0f} tokens/step, "
+              f"{seconds / len(timed):.1f} s/step, {tok_s:.0f} tok/s, {gflops:.0f} GFLOP/s "
+              f"= {gflops / peak[peak_key]:.0%} of the {peak_key} matmul peak", flush=True)
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ class TransformersTeacher:
 
     def complete(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
         if self._loaded is None:
-            self._loaded = models.load(self.model)
+            self._loaded = models.load_for_inference(self.model)
         model, tokenizer = self._loaded
         pending = list(requests)
         for start in range(0, len(pending), self.batch_size):
             batch = pending[start:start + self.batch_size]
-            inputs = tokenizer([prompts.for_model(tokenizer, r.thought, r.question) for r in batch], return_tensors="pt", padding=True)
+            inputs = tokenizer([prompts.for_model(tokenizer, r.thought, r.question) for r in batch], return_tensors="pt", padding=True).to(model.device)
             torch.manual_seed(self._batch_seed(batch))
             with torch.inference_mode():
                 out = model.generate(**inputs, do_sample=self.temperature > 0, temperature=self.temperature or None,
