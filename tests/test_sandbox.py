@@ -1,4 +1,5 @@
 """Hostile and broken PoT programs: each must yield a verdict, never hang or harm the caller."""
+import json
 import os
 import textwrap
 from fractions import Fraction
@@ -167,3 +168,158 @@ def test_network_is_unreachable_even_past_the_import_guard():
     server.close()
     assert verdict.reason in ("forbidden", "runtime_error"), verdict
     assert not accepted
+
+
+# ------------------------------------------------------------------ the OS-level boundary (issue: nothing leaks)
+
+OS = "import sympy.utilities.misc as m\nos = m.os\n"  # os reached through an allowed module: no import event
+
+
+def filesystem_isolated() -> bool:
+    from eotd import sandbox
+
+    return sandbox.describe()["filesystem"].startswith("empty")
+
+
+def test_describe_names_every_layer():
+    from eotd import sandbox
+
+    layers = sandbox.describe()
+    assert {"network", "filesystem", "user_switch", "limits", "python"} <= set(layers)
+    assert all(isinstance(v, str) and v for v in layers.values())
+
+
+@pytest.mark.parametrize("call", ["os.mknod({path!r})", "os.mkfifo({path!r})", "os.symlink('/etc', {path!r})",
+                                  "os.makedirs({path!r})"])
+def test_nothing_is_created_on_the_host_through_a_reachable_os(tmp_path, call):
+    if not filesystem_isolated():
+        pytest.skip("no mount namespace on this machine: the audit hook is the only file-system guard")
+    target = tmp_path / "made-by-program"
+    for where in (str(target), "/tmp/eotd-made-by-program", "/dev/shm/eotd-made-by-program"):
+        pot(OS + call.format(path=where) + "\nans = 1\n")
+        assert not os.path.lexists(where)
+
+
+def test_host_metadata_is_invisible(tmp_path):
+    if not filesystem_isolated():
+        pytest.skip("no mount namespace on this machine: the audit hook is the only file-system guard")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x" * 1234)
+    probes = [f"os.path.exists({str(secret)!r})", "os.path.exists('/etc/passwd')", "os.path.isdir('/work')",
+              f"os.access({str(tmp_path)!r}, os.F_OK)"]
+    for probe in probes:
+        verdict = pot(OS + f"ans = 2 if {probe} else 3\n", 3)
+        assert verdict.answer in (3, None), (probe, verdict)  # never 2: the host's files are not there
+    assert pot(OS + f"ans = os.stat({str(secret)!r}).st_size\n", 1234).answer != 1234
+
+
+def test_chdir_and_relative_paths_stay_inside(tmp_path):
+    if not filesystem_isolated():
+        pytest.skip("no mount namespace on this machine")
+    verdict = pot(OS + "os.chdir('..')\nos.chdir('..')\nans = len(os.listdir('.'))\n")
+    assert verdict.reason in ("forbidden", "runtime_error") or verdict.answer <= 1
+
+
+def test_the_result_channel_is_bounded():
+    """A program writing into every open descriptor (the result pipe among them) is killed, the pool survives."""
+    import resource
+
+    flood = OS + textwrap.dedent("""
+        chunk = b'x' * (1 << 20)
+        for _ in range(300):
+            for fd in range(3, 12):
+                try:
+                    os.write(fd, chunk)
+                except OSError:
+                    pass
+        ans = 1
+    """)
+    sandbox = Sandbox(workers=1)
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        verdict = verify_many([("pot", flood, 1)], timeout=10.0, sandbox=sandbox)[0]
+        assert verdict.reason == "output_too_large", verdict
+        assert verify_many([("pot", "ans = 2", 2)], sandbox=sandbox)[0].correct
+        worker = sandbox._idle.queue[0].proc.pid
+        rss_kb = int(open(f"/proc/{worker}/status").read().split("VmRSS:")[1].split()[0])
+        assert rss_kb < 400 * 1024, rss_kb  # the worker did not buffer the flood
+        assert before >= 0
+    finally:
+        sandbox.close()
+
+
+def test_the_gold_answer_never_reaches_the_sandbox(monkeypatch):
+    from eotd import sandbox as sandbox_module
+
+    sent = []
+    real_ask = sandbox_module._Worker.ask
+    monkeypatch.setattr(sandbox_module._Worker, "ask", lambda self, message, timeout:
+                        sent.append(json.dumps(message)) or real_ask(self, message, timeout))
+    pool = Sandbox(workers=1)
+    try:
+        verdicts = verify_many([("pot", "ans = 918273645", 918273645), ("eot", "a = x\na = 3\nans = a", 77665544)],
+                               sandbox=pool)
+    finally:
+        pool.close()
+    assert verdicts[0].correct and not verdicts[1].correct
+    assert sent and not any("77665544" in message for message in sent)
+    assert all(set(json.loads(message)) == {"kind", "source", "timeout", "memory_mb"} for message in sent)
+
+
+def test_worker_folders_are_removed_even_when_workers_are_killed():
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    mine = lambda: sorted(Path(tempfile.gettempdir()).glob(f"eotd-sandbox-{os.getpid()}-*"))  # noqa: E731
+    before = mine()
+    pool = Sandbox(workers=1)
+    try:
+        assert verify_many([("pot", "ans = 1", 1)], sandbox=pool)[0].correct
+        os.kill(pool._idle.queue[0].proc.pid, signal.SIGKILL)  # the pool must replace it and drop its folder
+        verdict = verify_many([("pot", "ans = 1", 1)], sandbox=pool)[0]
+        assert verdict.reason == "runtime_error"  # the job that met the dead worker
+        assert verify_many([("pot", "ans = 1", 1)], sandbox=pool)[0].correct
+    finally:
+        pool.close()
+    assert mine() == before
+
+
+def test_folders_of_dead_processes_are_swept(tmp_path):
+    from eotd.sandbox import sweep_stale_folders
+
+    dead = tmp_path / "eotd-sandbox-999999999-abc"
+    alive = tmp_path / f"eotd-sandbox-{os.getpid()}-abc"
+    dead.mkdir()
+    alive.mkdir()
+    assert sweep_stale_folders(str(tmp_path)) == 1
+    assert not dead.exists() and alive.exists()
+
+
+# ------------------------------------------------------------------ giant numbers and bad arguments
+
+def test_giant_answers_get_their_own_verdict_fast():
+    import time
+
+    from eotd.answers import to_json
+
+    start = time.perf_counter()
+    verdict = verify("cot", "The answer is " + "9" * 2_000_000, 1)
+    assert verdict.reason == "too_large" and time.perf_counter() - start < 10
+    big = verify("cot", "The answer is " + "9" * 5000, 1)
+    assert big.reason == "too_large" and "too_large" in repr(big)
+    assert pot("ans = 10**5000\n").reason == "too_large"
+    assert pot("from fractions import Fraction\nans = Fraction(1, 10**500)\n").reason == "too_large"
+    assert to_json(10 ** 5000).startswith("<a number of about 5000 digits")
+
+
+@pytest.mark.parametrize("options", [{"timeout": 0}, {"timeout": -1}, {"timeout": float("nan")},
+                                     {"memory_mb": 10 ** 15}, {"memory_mb": 0}, {"memory_mb": 1.5}])
+def test_out_of_range_limits_are_refused(options):
+    with pytest.raises(ValueError, match="timeout|memory_mb"):
+        verify_many([("pot", "ans = 1", 1)], **options)
+
+
+def test_a_bytes_rationale_is_refused():
+    with pytest.raises(TypeError, match="item 0.*bytes"):
+        verify("pot", b"ans = 1", 1)

@@ -3,10 +3,17 @@
 Runs as `python -I` with an empty environment (see eotd.sandbox). Protocol: one JSON job per line on stdin, one JSON
 result per line on the original stdout; fds 1 and 2 point to /dev/null so nothing a program prints can reach it.
 Each job runs in a fresh fork, so programs never see each other's state, and is killed at its wall-clock deadline.
-Layers, outermost first: an unprivileged user (nobody, when started as root), resource limits (address space, CPU
-seconds, file size, no new processes), a private network namespace when the kernel allows it, a PEP 578 audit hook
-that Python code cannot remove (no processes, sockets, ctypes, or file access outside the job's temp dir), and an
-import allow-list.
+Layers, outermost first:
+- an empty file system: after the warm-up the worker enters a private mount (and network) namespace whose root is
+  an empty tmpfs, so a child can neither see nor create anything on the host, whatever Python call it finds
+  (`os.stat`, `os.mknod` and `os.mkfifo` raise no audit event); where the kernel or user does not allow namespaces,
+  this layer is off and `describe()` says so;
+- an unprivileged user (nobody, when started as root);
+- resource limits (address space, CPU seconds, file size, no new processes);
+- a PEP 578 audit hook that Python code cannot remove (no processes, sockets, ctypes, or file access outside the
+  job's temp dir) and an import allow-list;
+- a bounded result channel: a child that writes more than RESULT_CAP bytes is killed.
+The gold answer never enters this process: jobs carry the program only, the caller compares.
 """
 from __future__ import annotations
 
@@ -42,7 +49,14 @@ PATH_EVENTS = frozenset({
     "shutil.move", "shutil.copytree", "os.listxattr", "os.getxattr", "os.setxattr", "os.removexattr",
 })
 OUTPUT_CAP = 1 << 20
+RESULT_CAP = 64 << 10  # a verdict is a short JSON line; more than this is a program flooding the pipe
+MAX_DIGITS = 100  # an answer with more digits is no grade-school answer (and str() of 4300+ digits raises)
 NOBODY = 65534
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 2, 4, 0x4000, 1 << 18
+_MNT_DETACH = 2
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}  # syscall numbers
+LAYERS: dict[str, str] = {}  # what is active in this worker, reported by the "describe" job
 
 
 class Forbidden(PermissionError):
@@ -77,6 +91,10 @@ def _encode(value) -> dict:
         return {"reason": "non_numeric", "detail": f"ans is {type(value).__name__}: {repr(value)[:80]}"}
     if isinstance(value, Fraction):
         value = value.numerator if value.denominator == 1 else value
+    parts = (value.numerator, value.denominator) if isinstance(value, Fraction) else \
+        (value,) if isinstance(value, int) else ()
+    if any(abs(p).bit_length() > MAX_DIGITS * 3.33 for p in parts):
+        return {"reason": "too_large", "detail": f"ans has more than {MAX_DIGITS} digits"}
     kind = "float" if isinstance(value, float) else "exact"
     return {"reason": "ok", "type": kind, "value": repr(value) if kind == "float" else str(value)}
 
@@ -137,29 +155,87 @@ def _install_audit_hook(workdir: str, violations: list) -> None:
     sys.addaudithook(hook)
 
 
-def _leave_network() -> bool:
-    """Move this worker (and so every child) into a private, empty network namespace; needs CAP_SYS_ADMIN."""
-    try:
-        import ctypes
+def _libc():
+    import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0  # CLONE_NEWNET
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def _isolate(root: str) -> None:
+    """Enter private network and mount namespaces and make an empty tmpfs at `root` this process's root directory.
+
+    As root the namespaces are plain; as an ordinary user a user namespace comes first (where the kernel allows it),
+    in which the worker may mount and chroot but holds no power over the host. Records what worked in LAYERS.
+    """
+    try:
+        libc = _libc()
     except (OSError, AttributeError):
-        return False
+        LAYERS.update(network="off: no libc", filesystem="off: no libc")
+        return
+    uid, gid = os.getuid(), os.getgid()
+    flags = _CLONE_NEWNET | _CLONE_NEWNS
+    if uid != 0:
+        flags |= _CLONE_NEWUSER
+    if libc.unshare(flags) != 0:
+        errno = ctypes_errno()
+        if uid == 0 and libc.unshare(_CLONE_NEWNET) == 0:
+            LAYERS["network"] = "private empty network namespace"
+        else:
+            LAYERS["network"] = f"off: unshare failed ({os.strerror(errno)})"
+        LAYERS["filesystem"] = f"off: no mount namespace ({os.strerror(errno)}); the audit hook guards paths"
+        return
+    LAYERS["network"] = "private empty network namespace"
+    if uid != 0:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"0 {uid} 1")
+        _write("/proc/self/gid_map", f"0 {gid} 1")
+        LAYERS["user"] = "user namespace: the worker's root has no power over the host"
+    try:
+        if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            raise OSError(ctypes_errno(), "making mounts private")
+        if libc.mount(b"tmpfs", root.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"size=64m,mode=0711") != 0:
+            raise OSError(ctypes_errno(), "mounting the tmpfs")
+        os.chdir(root)
+        pivot = _PIVOT_ROOT.get(os.uname().machine)
+        # pivot_root + detaching the old root leaves nothing to climb back to (a bare chroot can be escaped with
+        # CAP_SYS_CHROOT, which the namespace's root has); chroot where the syscall number is unknown
+        if pivot and libc.syscall(pivot, b".", b".") == 0 and libc.umount2(b".", _MNT_DETACH) == 0:
+            how = "pivot_root"
+        else:
+            os.chroot(".")
+            how = "chroot"
+        os.chdir("/")
+    except OSError as exc:
+        LAYERS["filesystem"] = f"off: {exc.strerror or exc}; the audit hook guards paths"
+        return
+    LAYERS["filesystem"] = f"empty tmpfs root ({how}) in a private mount namespace (no host file is visible)"
+
+
+def ctypes_errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
+_BASE_BYTES = 0  # the worker's address space after the warm-up: children start from it
 
 
 def _lock_down(job: dict, workdir: str) -> None:
     os.setpgid(0, 0)
     os.chdir(workdir)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    pages = int(open("/proc/self/statm").read().split()[0])
-    address_space = pages * os.sysconf("SC_PAGE_SIZE") + job["memory_mb"] * (1 << 20)
+    os.close(0)
+    address_space = _BASE_BYTES + (64 << 20) + job["memory_mb"] * (1 << 20)
     resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     cpu = int(job["timeout"]) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if os.getuid() == 0:
+    if os.getuid() == 0 and "user" not in LAYERS:
         os.chown(workdir, NOBODY, NOBODY)
         os.setgroups([])
         os.setgid(NOBODY)
@@ -210,27 +286,31 @@ def _run_job(job: dict, tmp_root: str) -> dict:
             os._exit(0)
     os.close(write_fd)
     deadline = time.monotonic() + job["timeout"]
-    chunks, timed_out = [], False
+    chunks, size, stopped = [], 0, None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            timed_out = True
+            stopped = {"reason": "timeout", "detail": f"no answer within {job['timeout']} s"}
             break
         if select.select([read_fd], [], [], remaining)[0]:
             chunk = os.read(read_fd, 1 << 16)
             if not chunk:
                 break
+            size += len(chunk)
+            if size > RESULT_CAP:
+                stopped = {"reason": "output_too_large", "detail": f"wrote more than {RESULT_CAP} bytes of result"}
+                break
             chunks.append(chunk)
     os.close(read_fd)
-    if timed_out:
+    if stopped:
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     _, status = os.waitpid(pid, 0)
     shutil.rmtree(workdir, ignore_errors=True)
-    if timed_out:
-        return {"reason": "timeout", "detail": f"no answer within {job['timeout']} s"}
+    if stopped:
+        return stopped
     try:
         return json.loads(b"".join(chunks))
     except ValueError:
@@ -252,23 +332,30 @@ def _warm_up() -> None:
 
 
 def main() -> None:
+    """`python -I -c ... <root>`: root is a fresh empty folder the parent made (and removes)."""
+    global _BASE_BYTES
+    root = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="eotd-sandbox-")
     out = os.fdopen(os.dup(1), "w")
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
-    _leave_network()
     _warm_up()
     gc.freeze()  # children never scan (and so never copy) the zygote's objects
-    tmp_root = tempfile.mkdtemp(prefix="eotd-sandbox-")
+    _BASE_BYTES = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    _isolate(root)
+    tmp_root = "/" if LAYERS["filesystem"].startswith("empty") else root
     os.chmod(tmp_root, 0o711)
+    LAYERS["user_switch"] = "children run as nobody" if os.getuid() == 0 and "user" not in LAYERS else \
+        "off: not started as root" if "user" not in LAYERS else "children run as the namespace's root (no host power)"
+    LAYERS["limits"] = "address space, CPU seconds, file size, no new processes"
+    LAYERS["python"] = "audit hook (processes, sockets, ctypes, paths), import allow-list"
     out.write("ready\n")
     out.flush()
-    try:
-        for line in sys.stdin:
-            out.write(json.dumps(_run_job(json.loads(line), tmp_root)) + "\n")
-            out.flush()
-    finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        reply = {"reason": "ok", "layers": LAYERS} if job.get("kind") == "describe" else _run_job(job, tmp_root)
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
 
 
 if __name__ == "__main__":

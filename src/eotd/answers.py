@@ -14,6 +14,11 @@ from typing import Union
 
 Number = Union[int, Fraction, float]
 REL_TOL = 1e-4
+MAX_DIGITS = 100  # more digits is no grade-school answer; reading 2 M digits as an int takes minutes (quadratic)
+
+
+class TooLarge(ValueError):
+    """A number with more than MAX_DIGITS digits."""
 
 # One number as graders see it: optional sign and currency, thousands separators, decimals, a/b fractions, percent.
 _NUMBER = r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?/\s?\d+(?:\.\d+)?)?%?|-?\$?\.\d+%?"
@@ -39,6 +44,8 @@ def normalize(value: Number | Decimal) -> Number:
 
 
 def _parse_token(token: str) -> Number:
+    if sum(c.isdigit() for c in token) > MAX_DIGITS:
+        raise TooLarge(f"a number of {sum(c.isdigit() for c in token)} digits")
     text = token.replace("$", "").replace(",", "").replace(" ", "")
     text = text.rstrip("%")  # graders read "50%" as 50: percent answers are written as the percent number
     if "/" in text:
@@ -59,6 +66,8 @@ def parse_number(text: str | Number) -> Number | None:
         return None
     try:
         return _parse_token(match.group(1))
+    except TooLarge:
+        return None
     except (InvalidOperation, ValueError, ZeroDivisionError):
         return None
 
@@ -70,13 +79,19 @@ class Extraction:
     value: Number | None
     rule: str | None
     span: str | None = None
+    too_large: bool = False  # the rule found a number, but one of more than MAX_DIGITS digits
 
 
 def extract_answer(text: str) -> Extraction:
     """CoT answer: 'The answer is N', else '#### N', else the last number in the text."""
     for rule, pattern in (("answer_is", _ANSWER_IS_RE), ("hash", _HASH_RE), ("last_number", NUMBER_RE)):
         for token in reversed(pattern.findall(text)):
-            value = parse_number(token)
+            try:
+                value = _parse_token(_FULL_RE.match(token).group(1)) if _FULL_RE.match(token) else None
+            except TooLarge:
+                return Extraction(None, rule, token[:40] + "...", too_large=True)
+            except (InvalidOperation, ValueError, ZeroDivisionError):
+                value = None
             if value is not None:
                 return Extraction(value, rule, token)
     return Extraction(None, None)
@@ -99,5 +114,13 @@ def numbers_equal(pred: Number | None, gold: Number | None) -> bool:
 
 
 def to_json(value: Number | None) -> str | None:
-    """A lossless text form for CSV/JSON: '12', '3/4', '0.30000000000000004'."""
-    return None if value is None else str(value) if not isinstance(value, float) else repr(value)
+    """A lossless text form for CSV/JSON: '12', '3/4', '0.30000000000000004' (a number past Python's 4300-digit
+    str() limit is written as its size, never raised on)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    try:
+        return str(value)
+    except ValueError:
+        return f"<a number of about {int(math.log10(abs(Fraction(value)).numerator or 1))} digits>"

@@ -10,7 +10,7 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from eotd.answers import Number, extract_answer, numbers_equal, parse_number, to_json
+from eotd.answers import MAX_DIGITS, Number, extract_answer, numbers_equal, parse_number, to_json
 from eotd.sandbox import Job, Outcome, Sandbox, shared_sandbox
 
 KINDS = ("cot", "pot", "eot")
@@ -35,8 +35,15 @@ def _judge(outcome: Outcome, gold) -> Verdict:
     return Verdict(correct, outcome.answer, "ok" if correct else "wrong_answer", outcome.detail)
 
 
+MAX_PROGRAM_CHARS = 1_000_000  # a PoT program / EoT system this long is no rationale (and would fill the worker pipe)
+MAX_TIMEOUT = 600.0
+MEMORY_MB_RANGE = (32, 65536)
+
+
 def _read_cot(rationale: str) -> Outcome:
     extraction = extract_answer(rationale)
+    if extraction.too_large:
+        return Outcome(None, "too_large", f"the answer ({extraction.rule}) has more than {MAX_DIGITS} digits")
     if extraction.value is None:
         return Outcome(None, "no_answer", "no number in the rationale")
     return Outcome(extraction.value, "ok", f"rule={extraction.rule}")
@@ -50,15 +57,26 @@ def verify_many(
     sandbox: Sandbox | None = None,
     progress: bool = False,
 ) -> list[Verdict]:
-    """Verify (kind, rationale, gold) tuples in parallel; verdicts come back in input order."""
+    """Verify (kind, rationale, gold) tuples in parallel; verdicts come back in input order.
+
+    A rationale that is not text (None, bytes) or a timeout / memory limit out of range is a caller's error and
+    raises before anything runs; anything a model wrote gets a verdict.
+    """
+    _check_limits(timeout, memory_mb)
     items = list(items)
+    for i, (_, rationale, _) in enumerate(items):
+        if rationale is not None and not isinstance(rationale, str):
+            raise TypeError(f"verify_many: item {i}: the rationale must be str (or None), got "
+                            f"{type(rationale).__name__}; decode bytes first, e.g. .decode('utf-8')")
     outcomes: list[Outcome | None] = [None] * len(items)
     jobs, slots = [], []
     for i, (kind, rationale, _) in enumerate(items):
         if kind not in KINDS:
             outcomes[i] = Outcome(None, "unknown_kind", f"kind must be one of {KINDS}, got {kind!r}")
-        elif not isinstance(rationale, str) or not rationale.strip():
+        elif rationale is None or not rationale.strip():
             outcomes[i] = Outcome(None, "no_answer", "empty rationale")
+        elif kind != "cot" and len(rationale) > MAX_PROGRAM_CHARS:
+            outcomes[i] = Outcome(None, "too_long", f"{len(rationale):,} characters (at most {MAX_PROGRAM_CHARS:,})")
         elif kind == "cot":
             outcomes[i] = _read_cot(rationale)
         else:
@@ -69,6 +87,14 @@ def verify_many(
         for i, outcome in zip(slots, tqdm(done, total=len(jobs), desc="verify", disable=not progress)):
             outcomes[i] = outcome
     return [_judge(outcome, gold) for outcome, (_, _, gold) in zip(outcomes, items)]
+
+
+def _check_limits(timeout, memory_mb) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"verify_many: timeout must be seconds in (0, {MAX_TIMEOUT:g}], got {timeout!r}")
+    low, high = MEMORY_MB_RANGE
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or not low <= memory_mb <= high:
+        raise ValueError(f"verify_many: memory_mb must be a whole number of MiB in [{low}, {high}], got {memory_mb!r}")
 
 
 def verify(kind: str, rationale: str, gold, **options) -> Verdict:
