@@ -299,3 +299,27 @@ def test_default_messages_come_from_prompts(monkeypatch):
     assert teacher.prompt_version("eot") == "eot-v9"
     assert body["messages"] == [{"role": "user", "content": "[eot] Question number 0: what is 0 + 0?"}]
     assert completion.text == "THE ANSWER IS 4."
+
+
+def test_an_oversized_reply_is_refused_and_not_retried():
+    from chat_server import Action
+
+    huge = Action(200, (), {"choices": [{"message": {"content": "x" * (3 << 20)}}]})
+    with ChatServer(script=[huge]) as server:
+        teacher = make(server, max_reply_bytes=1 << 20)
+        [(_, completion)] = list(teacher.complete(reqs(1)))
+        assert completion.text is None and "larger than" in completion.error
+        assert server.hits == 1
+        [(_, again)] = list(teacher.complete(reqs(1)))  # the next reply is normal size: accepted
+        assert again.text
+
+
+def test_timeout_comes_from_params():
+    from eotd import params
+    from eotd.teachers import build
+
+    p = params.validate({"name": "unit", "teacher": "openai", "teacher_model": "m", "teacher_base_url":
+                         "http://127.0.0.1:9/v1", "teacher_api_key_env": KEY_ENV, "teacher_timeout": 7.5,
+                         "teacher_max_retries": 2}, "test")
+    teacher = build(p)
+    assert teacher.timeout == 7.5 and teacher.max_retries == 2

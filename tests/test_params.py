@@ -65,3 +65,64 @@ def test_paper_tier_needs_an_api_key_and_says_which(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(TeacherConfigError, match="OPENAI_API_KEY"):
         teachers.build(p)
+
+
+@pytest.mark.parametrize("text, key, hint", [
+    ("eval_sets: [gsm8k_tset]\n", "eval_sets", "gsm8k_test"),
+    ("methods: [CoTD, XoTD]\n", "methods", "EoTD"),
+    ("thought_types: [cot, xot]\n", "thought_types", "eot"),
+    ("eval_limit: -5\n", "eval_limit", "null for all"),
+    ("eval_limit: 0\n", "eval_limit", "at least 1"),
+    ("train_questions: 0\n", "train_questions", "at least 1"),
+    ("ablation_sizes: [0.5, 1.5]\n", "ablation_sizes", "(0, 1]"),
+    ("etd_data: both\n", "etd_data", "one_per_question"),
+    ("eval_limits: {svamp: 0}\n", "eval_limits", "at least 1"),
+    ("eval_limits: {svmap: 10}\n", "eval_limits", "svamp"),
+    ("verify_timeout: 0\n", "verify_timeout", "between"),
+    ("fallback_orders: [[pot, xot]]\n", "fallback_orders", "cot"),
+])
+def test_bad_values_name_the_file_the_key_and_the_choices(tmp_path, text, key, hint):
+    with pytest.raises(params.ParamsError) as info:
+        params.load(_write(tmp_path, text))
+    message = str(info.value)
+    assert "tier.yaml" in message and repr(key) in message or key in message
+    assert hint in message
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path):
+    with pytest.raises(params.ParamsError, match=r"tier\.yaml: not valid YAML"):
+        params.load(_write(tmp_path, "methods: [CoTD, PoTD\nseed: 1\n"))
+
+
+def _study(tmp_path, tier_text, env_extra):
+    import os
+    import subprocess
+    import sys
+
+    tier = _write(tmp_path, tier_text, "bad.yaml")
+    env = dict(os.environ, EOTD_RESULTS_DIR=str(tmp_path / "results"), EOTD_CACHE_DIR=str(tmp_path / "cache"),
+               **env_extra)
+    return subprocess.run([sys.executable, "-m", "eotd.study", str(tier)], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_study_stops_before_stage_01_when_a_set_cannot_be_loaded(tmp_path):
+    run = _study(tmp_path, "student: tiny-llama\neval_sets: [gsm8k_test, svamp]\n",
+                 {"EOTD_DATA_DIR": str(tmp_path / "no-such-folder")})
+    assert run.returncode != 0
+    assert "EOTD_DATA_DIR" in run.stderr and "no-such-folder" in run.stderr
+    assert "01_data_synthesis" not in run.stdout and not (tmp_path / "results" / "bad").exists()
+
+
+def test_study_stops_when_the_data_folder_lacks_a_set(tmp_path):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    run = _study(tmp_path, "student: tiny-llama\neval_sets: [gsm_symbolic_instance, svamp]\n",
+                 {"EOTD_DATA_DIR": str(empty)})
+    assert run.returncode != 0 and "svamp" in run.stderr and "skip_missing_sets" in run.stderr
+    assert "01_data_synthesis" not in run.stdout
+
+
+def test_study_stops_on_a_bad_params_file(tmp_path):
+    run = _study(tmp_path, "eval_limit: -5\n", {})
+    assert run.returncode != 0 and "eval_limit" in run.stderr and "bad.yaml" in run.stderr

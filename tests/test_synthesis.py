@@ -28,6 +28,25 @@ def tier(tmp_path, name="synth", **values):
     return path
 
 
+def gold_replies(n=12, delay=0.0):
+    """A server script that answers each training question with `ans = <gold>` (verifies as CoT, PoT and EoT), so
+    the stage has data to keep; usage is counted like the default replies."""
+    from chat_server import Action, default_usage, last_user
+
+    problems = synthesis.training_problems(params.validate({"name": "x", **SMOKE, "train_questions": n}, "gold"))
+    gold = {p.question: p.answer for p in problems}
+
+    def script(body, hit):
+        user = last_user(body)
+        answer = next((g for q, g in gold.items() if q in user), 0)
+        text = f"ans = {answer}"
+        tokens_in, tokens_out = default_usage(body, text)
+        return Action(200, (), {"id": f"c{hit}", "choices": [{"message": {"role": "assistant", "content": text},
+                                                              "finish_reason": "stop"}],
+                                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out}}, delay)
+    return script
+
+
 def openai_values(server, **extra):
     return {"teacher": "openai", "teacher_model": "scripted", "teacher_base_url": server.base_url,
             "teacher_concurrency": 2, **extra}
@@ -52,7 +71,7 @@ def test_annotation_teacher_run_writes_summary_and_splits(env):
 
 
 def test_rerun_makes_no_new_teacher_call(env):
-    with ChatServer() as server:
+    with ChatServer(script=gold_replies()) as server:
         p = params.load(tier(env, **openai_values(server)))
         first = synthesis.run(p, progress=False)
         hits = server.hits
@@ -65,7 +84,7 @@ def test_rerun_makes_no_new_teacher_call(env):
 
 
 def test_budget_cap_stops_cleanly(env):
-    with ChatServer() as server:
+    with ChatServer(script=gold_replies()) as server:
         p = params.load(tier(env, **openai_values(server, price_input_per_m=1000.0, price_output_per_m=1000.0,
                                                   budget_usd=20.0)))
         result = synthesis.run(p, progress=False)
@@ -84,7 +103,7 @@ def _run_cli(params_file, env_dir, cache):
 
 
 def test_killed_run_resumes_to_the_same_dataset(env):
-    with ChatServer(delay=0.05) as server:
+    with ChatServer(script=gold_replies(delay=0.05)) as server:
         path = tier(env, **openai_values(server))
         proc = _run_cli(path, env, env / "cache")
         deadline = time.monotonic() + 120
@@ -106,11 +125,47 @@ def test_killed_run_resumes_to_the_same_dataset(env):
 
 
 def test_local_transformers_teacher_samples_and_caches(env):
+    """A random-weight tiny model writes nothing that verifies (the stage then says so); what matters here is that
+    it samples k rationales per question through the cache."""
     p = params.load(tier(env, train_questions=2, teacher="transformers", teacher_model="tiny-llama",
                          teacher_max_tokens=12, samples_per_question=2, teacher_batch_size=4))
-    first = synthesis.run(p, progress=False)
-    assert first.summary["teacher"] == "transformers:tiny-llama" and first.summary["teacher_is_llm"] is True
-    assert first.summary["new_teacher_calls"] == 12 and first.summary["tokens"]["output"] > 0
-    assert all(row["rationale"] is not None for row in first.rows)
-    second = synthesis.run(p, progress=False)
-    assert second.summary["new_teacher_calls"] == 0 and second.rows == first.rows
+
+    def run_summary():
+        try:
+            synthesis.run(p, progress=False)
+        except synthesis.SynthesisError:
+            pass
+        return json.loads((env / "results" / "synth" / "synthesis_summary.json").read_text())
+
+    first = run_summary()
+    assert first["teacher"] == "transformers:tiny-llama" and first["teacher_is_llm"] is True
+    assert first["new_teacher_calls"] == 12 and first["tokens"]["output"] > 0
+    assert all(t["generated"] == 4 for t in first["types"].values())
+    second = run_summary()
+    assert second["new_teacher_calls"] == 0 and second["tokens"] == first["tokens"]
+
+
+def test_every_call_failing_is_an_error_and_a_non_zero_exit(env):
+    from chat_server import rate_limited
+
+    with ChatServer(script=lambda body, hit: rate_limited(0)) as server:
+        path = tier(env, train_questions=2, teacher_max_retries=1, **openai_values(server))
+        with pytest.raises(synthesis.SynthesisError, match="no verified rationale for cot, pot, eot"):
+            synthesis.run(params.load(path), progress=False)
+        summary = json.loads((env / "results" / "synth" / "synthesis_summary.json").read_text())
+        assert summary["types"]["cot"]["kept"] == 0  # the evidence is written before the error
+        proc = subprocess.run([sys.executable, "-m", "eotd.synthesis", str(path)], capture_output=True, text=True,
+                              env={**os.environ, "EOTD_RESULTS_DIR": str(env / "results"),
+                                   "EOTD_CACHE_DIR": str(env / "cache")}, timeout=300)
+    assert proc.returncode != 0 and "no verified rationale" in proc.stderr
+
+
+def test_a_type_with_nothing_verified_is_an_error(env):
+    # PoT only, from a dataset whose gold solutions have no calculations the annotation teacher can read
+    p = params.load(tier(env, train_questions=3, thought_types=["pot"]))
+    result = synthesis.run(p, progress=False)  # GSM-Symbolic converts: fine
+    assert result.summary["types"]["pot"]["kept"] > 0
+    empty = {"types": {"pot": {"requested": 3, "generated": 0, "verified": 0, "kept": 0,
+                               "reasons": {"teacher:no_annotations": 3}}}}
+    with pytest.raises(synthesis.SynthesisError, match="pot: 3 requested, 0 generated"):
+        synthesis.check_nonempty(empty, ["pot"])

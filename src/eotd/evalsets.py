@@ -1,5 +1,5 @@
 """The evaluation sets of a run: seeded samples (the same for every method), decontaminated against the training
-questions, with every set that could not be loaded listed with its reason (never silently dropped)."""
+questions. A set that cannot be loaded is an error, or with skip_missing_sets listed with its reason."""
 from __future__ import annotations
 
 import random
@@ -9,6 +9,29 @@ from eotd import data, decontaminate
 from eotd.params import Params
 
 GSM_SYMBOLIC = ("gsm_symbolic_template", "gsm_symbolic_instance")
+
+
+class EvalSetError(RuntimeError):
+    """A named evaluation set that cannot be loaded (and skip_missing_sets is off)."""
+
+
+def check_available(p: Params, names: list[str] | None = None) -> dict[str, str]:
+    """Load every named benchmark once (before anything runs): set -> why it cannot be loaded. Raises EvalSetError
+    naming the sets, the data folder and what to do, unless p.skip_missing_sets."""
+    missing = {}
+    for name in dict.fromkeys(names if names is not None else [*p.eval_sets, *p.ablation_eval_sets]):
+        if name in GSM_SYMBOLIC:
+            continue
+        try:
+            data.load(name, p.data_dir)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported with its set
+            missing[name] = f"{type(exc).__name__}: {exc}"
+    if missing and not p.skip_missing_sets:
+        lines = "\n".join(f"  - {k}: {v}" for k, v in missing.items())
+        raise EvalSetError(f"params {p.name!r}: {len(missing)} evaluation set(s) cannot be loaded:\n{lines}\n"
+                           "Point EOTD_DATA_DIR (or data_dir) at a folder laid out like shared/data, fix the set "
+                           "name, or set skip_missing_sets: true to evaluate the others.")
+    return missing
 
 
 @dataclass
@@ -71,7 +94,11 @@ def load(p: Params, train: list[data.Problem]) -> EvalSets:
                 result.sets[name] = _gsm_symbolic(name, p, train)
                 continue
             problems = list(data.load(name, p.data_dir))
-        except Exception as exc:  # noqa: BLE001 - a missing set is reported, not fatal
+        except Exception as exc:  # noqa: BLE001 - reported with the set; fatal unless skip_missing_sets
+            if not p.skip_missing_sets:
+                raise EvalSetError(f"evaluation set {name!r} cannot be loaded: {type(exc).__name__}: {exc}. Point "
+                                   "EOTD_DATA_DIR at a folder laid out like shared/data, or set skip_missing_sets: "
+                                   "true") from exc
             result.unavailable[name] = f"{type(exc).__name__}: {exc}"
             continue
         clean, overlapping, overlaps = _decontaminated(problems, limit(p, name), p.seed, train)

@@ -39,6 +39,8 @@ class Params:
     samples_per_question: int = 1
     teacher_max_tokens: int = 512
     teacher_concurrency: int = 8
+    teacher_timeout: float = 120.0  # seconds per request (each is retried a few times with backoff)
+    teacher_max_retries: int = 6
     teacher_batch_size: int = 8  # transformers teacher
     price_input_per_m: float = 0.0  # USD per 1M input tokens, for the cost column
     price_output_per_m: float = 0.0
@@ -65,6 +67,7 @@ class Params:
         "gsm_symbolic_template", "gsm_symbolic_instance", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard"])
     eval_limit: int | None = 50  # problems per set: a seeded sample, the same for every method; None = all
     eval_limits: dict[str, int] = field(default_factory=dict)  # per-set overrides of eval_limit
+    skip_missing_sets: bool = False  # a named set that cannot be loaded is an error, unless this is true
     max_new_tokens: int = 256  # cap; each thought type gets its longest training rationale + 25% (students.generation_budget)
     eval_batch_size: int = 16  # most prompts per generation batch
     eval_batch_tokens: int | None = None  # token budget per generation batch: prompts x (longest prompt + new tokens)
@@ -127,7 +130,7 @@ _RANGES = {"train_questions": (1, None), "samples_per_question": (1, None), "epo
            "max_source_len": (1, None), "max_target_len": (1, None), "checkpoint_every": (0, None),
            "eval_limit": (1, None), "ablation_eval_limit": (1, None), "max_new_tokens": (1, None),
            "eval_batch_size": (1, None), "eval_batch_tokens": (1, None), "base_shots": (0, 8),
-           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256),
+           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256), "teacher_timeout": (0.1, 3600), "teacher_max_retries": (0, 20),
            "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "warmup_ratio": (0, 1),
            "weight_decay": (0, None), "max_grad_norm": (0, None), "temperature": (0, 5),
            "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9)}

@@ -50,9 +50,30 @@ def stage_key(notebook: Path, p: params.Params, upstream: str, code: str) -> str
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()
 
 
+def preflight(p: params.Params) -> None:
+    """What can be checked before stage 01 so a long run does not fail (or silently shrink) hours later: the data
+    folder exists and every named benchmark loads. Raises SystemExit naming the problem."""
+    from eotd import evalsets
+
+    try:
+        if p.data_dir is None:
+            paths.data_dir()
+        elif not paths.project_path(p.data_dir).is_dir():
+            raise FileNotFoundError(f"params {p.name!r}: data_dir {p.data_dir!r} is not a folder")
+        missing = evalsets.check_available(p)
+    except (FileNotFoundError, evalsets.EvalSetError) as exc:
+        raise SystemExit(f"[eotd.study] {exc}") from None
+    for name, why in missing.items():
+        print(f"[eotd.study] skipping {name} (skip_missing_sets): {why}", flush=True)
+
+
 def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = "python3", force: bool = False) -> Path:
     """Execute (or reuse) every numbered notebook, or those whose names start with one of `stages`."""
-    p = params.load(params_file)
+    try:
+        p = params.load(params_file)
+    except params.ParamsError as exc:
+        raise SystemExit(f"[eotd.study] {exc}") from None
+    preflight(p)
     out = paths.results_dir(p.name)
     state_file = out / STATE
     state = json.loads(state_file.read_text()) if state_file.exists() else {}

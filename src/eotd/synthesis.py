@@ -129,6 +129,21 @@ def summarize(rows: list[dict], kept: list[dict], teacher: Teacher, p: Params) -
     }
 
 
+class SynthesisError(RuntimeError):
+    """A thought type ended with no verified rationale: there is nothing to train its student on."""
+
+
+def check_nonempty(summary: dict, thought_types: list[str]) -> None:
+    empty = {t: summary["types"][t] for t in thought_types if summary["types"][t]["kept"] == 0}
+    if empty:
+        lines = "; ".join(f"{t}: {s['requested']} requested, {s['generated']} generated, 0 verified (reasons: "
+                          f"{', '.join(f'{r} x{n}' for r, n in list(s['reasons'].items())[:4]) or 'none'})"
+                          for t, s in empty.items())
+        raise SynthesisError(f"no verified rationale for {', '.join(empty)} — {lines}. Fix the teacher (see the "
+                             "reasons; a teacher:... reason means its calls failed) or drop the type from "
+                             "thought_types; a re-run retries the failed calls and reuses the rest.")
+
+
 @dataclass
 class Synthesis:
     rows: list[dict]
@@ -169,6 +184,10 @@ def run(p: Params, progress: bool = True) -> Synthesis:
                       {"timeout": p.verify_timeout, "memory_mb": p.verify_memory_mb}, progress)
     kept = kept_rows(rows)
     summary = summarize(rows, kept, teacher, p)
+    try:
+        check_nonempty(summary, p.thought_types)
+    finally:
+        records.write_json(paths.results_dir(p.name) / "synthesis_summary.json", summary)  # the evidence either way
     outputs = save(rows, kept, p)
     summary["outputs"] = {k: str(v) for k, v in outputs.items()}
     records.write_json(paths.results_dir(p.name) / "synthesis_summary.json", summary)
@@ -214,7 +233,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the data-synthesis stage on a params file.")
     parser.add_argument("params_file")
     args = parser.parse_args()
-    result = run(load_params(args.params_file))
+    try:
+        result = run(load_params(args.params_file))
+    except (SynthesisError, ValueError) as exc:
+        raise SystemExit(f"[eotd.synthesis] {exc}") from None
     print({t: (s["generated"], s["verified"], s["kept"]) for t, s in result.summary["types"].items()})
 
 

@@ -23,7 +23,8 @@ def build(p: Params) -> Teacher:
             p.teacher_model, base_url=p.teacher_base_url or "https://api.openai.com/v1",
             api_key_env=p.teacher_api_key_env, temperature=p.temperature, max_tokens=p.teacher_max_tokens,
             concurrency=p.teacher_concurrency, seed=p.seed, price_input_per_m=p.price_input_per_m,
-            price_output_per_m=p.price_output_per_m, budget=p.budget_usd,
+            price_output_per_m=p.price_output_per_m, budget=p.budget_usd, timeout=p.teacher_timeout,
+            max_retries=p.teacher_max_retries,
         )
     if p.teacher == "transformers":
         from eotd.teachers.local import TransformersTeacher

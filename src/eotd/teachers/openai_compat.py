@@ -103,6 +103,7 @@ class OpenAITeacher:
         budget: float | None = None,
         max_retries: int = 6,
         timeout: float = 120.0,
+        max_reply_bytes: int = 1 << 20,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         messages_for: Callable[[Request], list[dict]] | None = None,
@@ -123,6 +124,7 @@ class OpenAITeacher:
         self.budget = budget
         self.max_retries = max_retries
         self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes  # a chat reply is a few KB; a larger body is refused, never cached
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.messages_for = messages_for
@@ -213,7 +215,7 @@ class OpenAITeacher:
                 return Completion(None, error="cancelled")
             retry_after = None
             try:
-                response = client.post(self._url, json=body)
+                status, headers, content = self._post(client, body)
             except httpx.TimeoutException as exc:
                 last_error = f"timed out after {self.timeout}s ({type(exc).__name__})"
             except httpx.RequestError as exc:
@@ -223,7 +225,9 @@ class OpenAITeacher:
                     return Completion(None, error="cancelled")
                 raise
             else:
-                status = response.status_code
+                text = content.decode("utf-8", "replace") if content is not None else ""
+                if content is None:
+                    return Completion(None, error=f"reply larger than {self.max_reply_bytes:,} bytes: refused")
                 if status in (401, 403):
                     raise TeacherConfigError(
                         f"{self.base_url} rejected the API key (HTTP {status}): check the environment variable "
@@ -235,15 +239,15 @@ class OpenAITeacher:
                         "and model (does the server serve it under that name?)"
                     )
                 if 200 <= status < 300:
-                    completion = self._read(response)
+                    completion = self._read(content)
                     if completion is not None:
                         return completion
-                    last_error = "malformed response (invalid JSON or no choices): " + response.text[:_SNIPPET]
+                    last_error = "malformed response (invalid JSON or no choices): " + text[:_SNIPPET]
                 elif status in _RETRY_STATUSES or status >= 500:
-                    last_error = f"HTTP {status}: {response.text[:_SNIPPET]}"
-                    retry_after = _retry_after(response.headers.get("retry-after"))
+                    last_error = f"HTTP {status}: {text[:_SNIPPET]}"
+                    retry_after = _retry_after(headers.get("retry-after"))
                 else:  # another 4xx: the request itself is wrong (too long, bad parameter); retrying won't help
-                    return Completion(None, error=self._scrub(f"HTTP {status}: {response.text[:_SNIPPET]}"))
+                    return Completion(None, error=self._scrub(f"HTTP {status}: {text[:_SNIPPET]}"))
             last_error = self._scrub(last_error)
             if attempt == self.max_retries:
                 break
@@ -254,11 +258,21 @@ class OpenAITeacher:
                 return Completion(None, error="cancelled")
         return Completion(None, error=f"failed after {self.max_retries + 1} attempts: {last_error}")
 
+    def _post(self, client: httpx.Client, body: dict) -> tuple[int, httpx.Headers, bytes | None]:
+        """(status, headers, body) of one request; the body is read at most max_reply_bytes far (None past it)."""
+        with client.stream("POST", self._url, json=body) as response:
+            content = bytearray()
+            for chunk in response.iter_bytes():
+                content += chunk
+                if len(content) > self.max_reply_bytes:
+                    return response.status_code, response.headers, None
+            return response.status_code, response.headers, bytes(content)
+
     @staticmethod
-    def _read(response: httpx.Response) -> Completion | None:
-        """The completion in a 2xx response; None when the response is malformed (worth a retry)."""
+    def _read(content: bytes) -> Completion | None:
+        """The completion in a 2xx response body; None when the response is malformed (worth a retry)."""
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError:
             return None
         if not isinstance(data, dict):
