@@ -46,3 +46,46 @@ def test_each_put_is_committed_immediately(tmp_path):
     cache.put("k1", REQ, Completion("x", 1, 1))
     other = sqlite3.connect(path)  # a second reader sees it without close(): nothing waits in a transaction
     assert other.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 1
+
+
+def test_a_corrupt_file_names_itself_and_the_fix(tmp_path):
+    import pytest
+
+    from eotd.teachers.cache import CacheError
+
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheError) as info:
+        CompletionCache(path)
+    assert str(path) in str(info.value) and "mv " in str(info.value)
+
+
+def test_an_altered_completion_is_refused_and_asked_again(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cache = CompletionCache(path)
+    cache.put("k1", REQ, Completion("ans = 1", 10, 5))
+    cache.put("k2", REQ, Completion("ans = 2", 10, 5))
+    cache.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE completions SET text = 'ans = 999' WHERE key = 'k1'")
+    db.commit()
+    db.close()
+    cache = CompletionCache(path)
+    assert cache.get("k1") is None and cache.refused == 1  # a miss: the synthesis stage asks the teacher again
+    assert cache.get("k2").text == "ans = 2"
+    cache.put("k1", REQ, Completion("ans = 1", 10, 5))
+    assert cache.get("k1").text == "ans = 1"
+    cache.close()
+
+
+def test_a_cache_from_before_checksums_still_serves(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE completions (key TEXT PRIMARY KEY, request TEXT NOT NULL, text TEXT NOT NULL, "
+               "input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, created TEXT NOT NULL DEFAULT "
+               "(datetime('now')))")
+    db.execute("INSERT INTO completions (key, request, text, input_tokens, output_tokens) VALUES "
+               "('k', '{}', 'ans = 3', 1, 1)")
+    db.commit()
+    db.close()
+    assert CompletionCache(path).get("k").text == "ans = 3"

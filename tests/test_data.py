@@ -236,3 +236,25 @@ def test_gsm_symbolic_rejects_bad_arguments():
         load_gsm_symbolic(10, seed=0, by="problem")
     with pytest.raises(ValueError):
         load_gsm_symbolic(10, seed=0, test_fraction=1.0)
+
+
+@pytest.mark.parametrize("name, rel, good, bad", [
+    ("gsm8k_test", "gsm8k/test.jsonl", GOOD_GSM + "\n" + GOOD_GSM + "\n", b'{"question": "caf\xe9?", "answer": "#### 2"}\n'),
+    ("svamp", "svamp/SVAMP.json", '[\n{"ID": "a",\n', b'"Body": "caf\xe9"}]\n'),
+])
+def test_non_utf8_bytes_name_the_file_and_the_line(tmp_path, name, rel, good, bad):
+    path = _write(tmp_path, rel, good)
+    path.write_bytes(path.read_bytes() + bad)
+    with pytest.raises(DataError) as err:
+        load(name, tmp_path)
+    msg = str(err.value)
+    assert rel.split("/")[1] in msg and "line 3" in msg and "0xe9 is not UTF-8" in msg
+
+
+def test_non_utf8_rationales_file_is_a_record_error(tmp_path):
+    from eotd.records import RecordError, read_jsonl
+
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": "\xff"}\n')
+    with pytest.raises(RecordError, match=r"r\.jsonl: line 2: column 8: byte 0xff"):
+        read_jsonl(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from eotd import paths
+from eotd.records import utf8_text
 from eotd.answers import Number, normalize, parse_number, to_json
 
 DATASETS = ("gsm8k_train", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard")
@@ -164,19 +165,18 @@ _HUB = {"gsm8k_train": ("openai/gsm8k", "main", ("train",)), "gsm8k_test": ("ope
 # ---- readers: yield (location, raw record) ----
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, object]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {n}", json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {n}: invalid JSON ({e.msg} at column {e.colno})") from None
+    for n, line in enumerate(utf8_text(path, DataError).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {n}", json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}: invalid JSON ({e.msg} at column {e.colno})") from None
 
 
 def _read_json(path: Path) -> Iterator[tuple[str, object]]:
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        records = json.loads(utf8_text(path, DataError))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
     if not isinstance(records, list):

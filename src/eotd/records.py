@@ -12,24 +12,35 @@ class RecordError(ValueError):
     pass
 
 
+def utf8_text(path: str | Path, error: type[Exception] = ValueError) -> str:
+    """The file as UTF-8 text; bytes that are not UTF-8 raise `error` naming the file, the line and the column."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error(f"{path}: line {line}: column {column}: byte 0x{raw[e.start]:02x} is not UTF-8; "
+                    "re-save the file as UTF-8") from None
+
+
 def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
     """Rows of a JSONL file; a bad line or a missing field is an error naming the file, the line and the field."""
     path = Path(path)
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise RecordError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            missing = [field for field in required if field not in row]
-            if missing:
-                raise RecordError(f"{path}:{number}: missing field(s) {missing}")
-            rows.append(row)
+    for number, line in enumerate(utf8_text(path, RecordError).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise RecordError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        missing = [field for field in required if field not in row]
+        if missing:
+            raise RecordError(f"{path}:{number}: missing field(s) {missing}")
+        rows.append(row)
     return rows
 
 
