@@ -78,3 +78,33 @@ def test_whole_smoke_study(results, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     study.run("params/smoke.yaml")  # nothing changed: every stage is reused
     assert capsys.readouterr().out.count("unchanged, reusing") == len(study.notebooks())
+
+
+def test_stage_keys_chain_through_unselected_stages(tmp_path, monkeypatch):
+    """A partial run stores the keys a full run computes, and changing 02 re-runs everything after it."""
+    import shutil
+
+    from eotd import paths
+
+    monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
+    folder = tmp_path / "notebooks"
+    shutil.copytree(paths.NOTEBOOKS, folder)
+    monkeypatch.setattr(study, "notebooks", lambda: sorted(folder.glob("[0-9][0-9]_*.ipynb")))
+    executed = []
+
+    def fake_execute(notebook, target, **kwargs):
+        executed.append(notebook.name[:2])
+        target.write_text("{}")
+
+    monkeypatch.setattr(study.papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(study, "preflight", lambda p: None)
+    tier = tmp_path / "keys.yaml"
+    tier.write_text("student: tiny-llama\n")
+    study.run(tier, stages=["03", "04"])
+    assert executed == ["03", "04"]
+    study.run(tier)
+    assert executed[2:] == ["01", "02", "05", "06"]  # 03 and 04 are reused: their keys are the full run's
+    nb = folder / "02_verification.ipynb"
+    nb.write_text(nb.read_text().replace("# 02", "# 02 (edited)", 1))
+    study.run(tier)
+    assert executed[6:] == ["02", "03", "04", "05", "06"]

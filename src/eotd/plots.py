@@ -266,7 +266,7 @@ def acceptance(summary: dict) -> plt.Figure:
     return fig
 
 
-# Self-reported numbers from docs/paper.md (§5, §7). Other students, teachers and hardware: context, never comparable.
+# Self-reported numbers from the paper's notes (shared/docs/paper.md beside the repository, §5, §7). Other students, teachers and hardware: context, never comparable.
 REFERENCES = [
     {"method": "PoTD", "strategy": "pot", "dataset": "gsm8k_test", "accuracy": 0.4488,
      "setting": "CodeT5+-770M (Salesforce/codet5p-770m-py), PoT, gpt-3.5-turbo teacher, GSM8K train (presumed)",

@@ -79,11 +79,11 @@ def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = 
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     code, upstream = _code_hash(), ""
     for notebook in notebooks():
-        if stages and not notebook.name.startswith(tuple(stages)):
-            continue
         target = out / notebook.name
         key = stage_key(notebook, p, upstream, code)
-        upstream = key
+        upstream = key  # every stage enters the chain, run or not, so a partial run stores the keys a full one would
+        if stages and not notebook.name.startswith(tuple(stages)):
+            continue
         if not force and state.get(notebook.name) == key and target.exists():
             print(f"[eotd.study] {notebook.name}: unchanged, reusing {target}", flush=True)
             continue

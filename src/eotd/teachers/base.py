@@ -49,5 +49,9 @@ class Teacher(Protocol):
     def settings(self) -> dict:
         """Sampling settings that change what is generated (they go into every cache key)."""
 
+    def prompt_version(self, thought: str) -> str:
+        """A short hash of what the teacher is told for `thought` (its prompt file or rewrite rules); in every cache
+        key and record."""
+
     def complete(self, requests: Iterable[Request]) -> Iterator[tuple[Request, Completion]]:
         """Yield each request with its completion as soon as it is done (any order)."""
