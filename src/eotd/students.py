@@ -34,8 +34,11 @@ def student_dir(p: Params, label: str) -> Path:
 
 def fit(p: Params, label: str, rows: list[dict], progress: bool = True) -> TrainResult:
     """Train (or resume, or reuse) the student for one method or ablation variant, and write its model card."""
+    from accelerate import PartialState
+
     result = train(p.student, rows, student_dir(p, label), train_config(p), method=label, progress=progress)
-    write_model_card(result.path, p, label, rows, result)
+    if PartialState().is_main_process:  # under `accelerate launch` only one process writes
+        write_model_card(result.path, p, label, rows, result)
     return result
 
 
@@ -183,8 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("params_file")
     p = load(parser.parse_args().params_file)
-    for method, result in train_methods(p, synthesis.load_train_splits(p)).items():
-        print(f"{method}: {result.path} ({'reused' if result.skipped else f'{result.steps} steps'})")
+    from accelerate import PartialState
+
+    results = train_methods(p, synthesis.load_train_splits(p))
+    if PartialState().is_main_process:
+        for method, result in results.items():
+            print(f"{method}: {result.path} ({'reused' if result.skipped else f'{result.steps} steps'})")
 
 
 if __name__ == "__main__":
