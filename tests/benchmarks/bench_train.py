@@ -15,6 +15,7 @@ import torch
 
 from eotd import models
 from eotd.data import load_gsm_symbolic
+from eotd.teachers.annotation import rationale_rows
 from eotd.train import TrainConfig, build_examples, collate, resolve_mixed_precision, train
 
 STUDENT = models.DEFAULT_STUDENT
@@ -71,18 +72,6 @@ def autocast_check(rows) -> None:
     del model, prepared, accelerator
 
 
-def pot_rows(n: int) -> list[dict]:
-    from eotd.teachers.annotation import ConversionError, convert
-
-    rows = []
-    for p in load_gsm_symbolic(n, seed=0):
-        try:
-            rows.append({"question": p.question, "thought": "pot", "rationale": convert(p.solution, "pot", p.question)})
-        except ConversionError:
-            pass
-    return rows
-
-
 def main() -> None:
     import argparse
 
@@ -95,7 +84,7 @@ def main() -> None:
     print(f"matmul 2048x2048 peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 "
           + (f"{peak['bf16']:.0f} GFLOP/s" if bf16 else "not measured (no native bf16 on this machine: emulated)"))
 
-    rows = pot_rows(160)
+    rows = rationale_rows(load_gsm_symbolic(160, seed=0))
     models.resolve(STUDENT)  # build the converted copy outside the timings
     if full and resolve_mixed_precision("auto") == "bf16":
         autocast_check(rows)

@@ -18,7 +18,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from eotd import formats, infer, models
 from eotd.data import load_gsm_symbolic
-from eotd.teachers.annotation import ConversionError, convert
+from eotd.teachers.annotation import rationale_rows
 from eotd.train import TrainConfig, train
 
 
@@ -34,16 +34,6 @@ def small_model(folder: Path) -> Path:
         if name.name.startswith(("tokenizer", "special_tokens")):
             shutil.copy(name, folder / name.name)
     return folder
-
-
-def rows(n: int) -> list[dict]:
-    out = []
-    for p in load_gsm_symbolic(n, seed=0):
-        try:
-            out.append({"question": p.question, "thought": "pot", "rationale": convert(p.solution, "pot", p.question)})
-        except ConversionError:
-            pass
-    return out
 
 
 def free_port() -> int:
@@ -92,7 +82,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="eotd-gpu-"))
     os.environ.setdefault("EOTD_CACHE_DIR", str(work / "cache"))
     folder = small_model(work / "model")
-    data = rows(1200)
+    data = rationale_rows(load_gsm_symbolic(1200, seed=0))
     config = TrainConfig(epochs=1.0, lr=3e-4, batch_tokens=8192, checkpoint_every=0, mixed_precision="auto")
     start = time.perf_counter()
     result = train(str(folder), data, work / "student", config, progress=False)

@@ -620,6 +620,18 @@ def convert(solution: str, thought: str, question: str | None = None, style: str
     return pot_text(steps, question, style) if thought == "pot" else eot_text(steps, question, style)
 
 
+def rationale_rows(problems: Iterable, thought: str = "pot") -> list[dict]:
+    """{question, thought, rationale} rows for the problems whose gold solution converts (benchmarks, GPU check)."""
+    rows = []
+    for problem in problems:
+        try:
+            rows.append({"question": problem.question, "thought": thought,
+                         "rationale": convert(problem.solution, thought, problem.question)})
+        except ConversionError:
+            pass
+    return rows
+
+
 # ---------------------------------------------------------------- the teacher
 
 class AnnotationTeacher:
