@@ -192,3 +192,43 @@ def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp
     for a, b in zip(losses1, losses2):
         assert a["tokens"] == b["tokens"]  # the same examples in every step
         assert abs(a["loss"] - b["loss"]) <= 1e-3 * abs(a["loss"]), (losses1, losses2)
+
+
+def test_a_served_student_gives_the_in_process_predictions(p, tmp_path):
+    """Evaluation through an OpenAI-compatible completions endpoint (a real loopback server serving the tiny
+    student through transformers) equals in-process generation, and lands in its own prediction cache."""
+    from completions_server import CompletionsServer
+
+    from eotd.data import load_gsm_symbolic
+
+    trained = students.train_methods(params.validate({**p.to_dict(), "lr": 3e-3, "epochs": 6.0}, "test"),
+                                     splits(), progress=False)
+    folder = str(trained["ETD"].path)
+    sets = {"gsm_symbolic": list(load_gsm_symbolic(4, seed=3))}
+    budget = {"cot": 12, "pot": 10, "eot": 8}
+    local = students.predict(p, "ETD", folder, sets, formats.METHODS["ETD"], progress=False, max_new_tokens=budget)
+    with CompletionsServer(folder, name="eotd-ETD") as server:
+        remote_p = params.validate({**p.to_dict(), "student_base_url": server.base_url,
+                                    "student_model": "eotd-{method}", "student_concurrency": 2}, "test")
+        remote = students.predict(remote_p, "ETD", folder, sets, formats.METHODS["ETD"], progress=False,
+                                  max_new_tokens=budget)
+        assert server.hits == 12
+        again = students.predict(remote_p, "ETD", folder, sets, formats.METHODS["ETD"], progress=False,
+                                 max_new_tokens=budget)
+        assert server.hits == 12 and again == remote  # cached
+    assert [r["raw_output"] for r in remote] == [r["raw_output"] for r in local]
+    assert len({r["raw_output"] for r in local}) > 1
+
+
+def test_a_served_student_that_is_not_there_fails_with_its_name(p):
+    from completions_server import CompletionsServer
+
+    from eotd.data import Problem
+
+    trained = students.train_methods(p, splits(), progress=False)
+    folder = str(trained["CoTD"].path)
+    with CompletionsServer(folder, name="something-else") as server:
+        remote_p = params.validate({**p.to_dict(), "student_base_url": server.base_url}, "test")
+        with pytest.raises(Exception, match="CoTD"):
+            students.predict(remote_p, "CoTD", folder, {"toy": [Problem("t1", "toy", "2 + 2?", 4)]}, ("cot",),
+                             progress=False)

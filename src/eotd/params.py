@@ -71,6 +71,10 @@ class Params:
     max_new_tokens: int = 256  # cap; each thought type gets its longest training rationale + 25% (students.generation_budget)
     eval_batch_size: int = 16  # most prompts per generation batch
     eval_batch_tokens: int | None = None  # token budget per generation batch: prompts x (longest prompt + new tokens)
+    student_base_url: str | None = None  # evaluate through an OpenAI-compatible completions endpoint (vllm serve ...)
+    student_model: str = "{method}"  # the served model name; {method} is replaced by CoTD, PoTD, ..., base
+    student_api_key_env: str = "OPENAI_API_KEY"  # not needed on loopback
+    student_concurrency: int = 8
     evaluate_base: bool = True  # the untrained student, few-shot prompted, as the baseline
     base_shots: int = 4
     base_thoughts: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])  # the baseline's prompts
@@ -130,7 +134,7 @@ _RANGES = {"train_questions": (1, None), "samples_per_question": (1, None), "epo
            "max_source_len": (1, None), "max_target_len": (1, None), "checkpoint_every": (0, None),
            "eval_limit": (1, None), "ablation_eval_limit": (1, None), "max_new_tokens": (1, None),
            "eval_batch_size": (1, None), "eval_batch_tokens": (1, None), "base_shots": (0, 8),
-           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256), "teacher_timeout": (0.1, 3600), "teacher_max_retries": (0, 20),
+           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256), "teacher_timeout": (0.1, 3600), "student_concurrency": (1, 256), "teacher_max_retries": (0, 20),
            "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "warmup_ratio": (0, 1),
            "weight_decay": (0, None), "max_grad_norm": (0, None), "temperature": (0, 5),
            "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9)}

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from eotd import formats, infer, models, paths, prompts, records
 from eotd.data import Problem
 from eotd.params import Params
+from eotd.served import generate as served_generate
 from eotd.train import TrainConfig, TrainResult, data_hash, train
 
 SPLIT_OF = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": "etd"}
@@ -140,15 +141,22 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
     re-run (or a resumed run) only generates what is missing. `max_new_tokens` per thought (see generation_budget)
     defaults to p.max_new_tokens for every thought."""
     budget = {t: (max_new_tokens or {}).get(t, p.max_new_tokens) for t in thoughts}
+    served = p.student_model.format(method=label) if p.student_base_url else None
     key = json.dumps([model_path, _fingerprint(model_path), budget, few_shot,
-                      {t: prompts.load(t).version for t in thoughts}], sort_keys=True)
+                      {t: prompts.load(t).version for t in thoughts}] + ([["served", served]] if served else []),
+                     sort_keys=True)
     cache = paths.cache_dir("predictions") / p.name / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
     done = {(r["dataset"], r["question_id"], r["thought"]): r for r in
             (records.read_jsonl(cache) if cache.exists() else [])}
     todo = [(name, pr, t) for name, problems in sets.items() for pr in problems for t in thoughts
             if (name, pr.id, t) not in done]
     if todo:
-        model, tokenizer = models.load_for_inference(model_path)
+        if served:  # the engine holds the weights; the tokenizer is only needed for chat-template prompts
+            from transformers import AutoTokenizer
+
+            model, tokenizer = None, AutoTokenizer.from_pretrained(model_path)
+        else:
+            model, tokenizer = models.load_for_inference(model_path)
         texts = {item: _prompt(tokenizer, item[1], item[2], few_shot) for item in todo}
         todo.sort(key=lambda item: (item[2], -len(texts[item])))  # one budget per thought, similar lengths together
         bar = tqdm(total=len(todo), desc=f"generate {label}", disable=not progress)
@@ -156,8 +164,11 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
             chunk = todo[start:start + CACHE_CHUNK]
             for thought in dict.fromkeys(t for _, _, t in chunk):
                 items = [item for item in chunk if item[2] == thought]
-                outputs = infer.generate(model, tokenizer, [texts[item] for item in items], budget[thought],
-                                         p.eval_batch_size, batch_tokens=p.eval_batch_tokens)
+                if served:
+                    outputs = served_generate(p, label, [(texts[item], thought) for item in items], budget)
+                else:
+                    outputs = infer.generate(model, tokenizer, [texts[item] for item in items], budget[thought],
+                                             p.eval_batch_size, batch_tokens=p.eval_batch_tokens)
                 for (name, pr, t), text in zip(items, outputs):
                     done[(name, pr.id, t)] = {"dataset": name, "question_id": pr.id, "method": label, "thought": t,
                                               "output": prompts.load(t).parse(text), "raw_output": text,

@@ -1,0 +1,57 @@
+"""Students served by an engine: evaluation sends the student's prompts to an OpenAI-compatible *completions*
+endpoint (`vllm serve <final folder>`, llama.cpp's server, TGI) instead of generating in-process, as lm-eval's
+`local-completions` does. Greedy (temperature 0), the same prompts and token budgets as `eotd.infer`, and the teacher
+client's concurrency, retries and error handling.
+"""
+from __future__ import annotations
+
+import json
+
+from eotd.teachers.base import Completion, Request
+from eotd.teachers.openai_compat import OpenAITeacher, _int
+
+
+class ServedStudent(OpenAITeacher):
+    """POST {base_url}/completions with the raw prompt; max_tokens per thought type."""
+
+    def __init__(self, model: str, base_url: str, max_tokens: dict[str, int], **options) -> None:
+        super().__init__(model, base_url=base_url, temperature=0.0, max_tokens=max(max_tokens.values()),
+                         messages_for=lambda request: [{"role": "user", "content": request.question}], **options)
+        self.max_tokens_for = dict(max_tokens)
+        self._url = f"{self.base_url}/completions"
+
+    def _body(self, request: Request, messages: list[dict]) -> dict:
+        return {"model": self.model, "prompt": request.question, "temperature": 0.0, "n": 1,
+                "max_tokens": self.max_tokens_for.get(request.thought, self.max_tokens)}
+
+    @staticmethod
+    def _read(content: bytes) -> Completion | None:
+        """The text of choices[0]; an empty text is a real answer (the student ended at once)."""
+        try:
+            data = json.loads(content)
+        except ValueError:
+            return None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return None
+        text = choices[0].get("text")
+        if not isinstance(text, str):
+            return None
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        return Completion(text, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+
+
+def generate(p, label: str, prompts: list[tuple[str, str]], budget: dict[str, int]) -> list[str]:
+    """Texts for (prompt, thought) pairs, in order, from the endpoint p.student_base_url serving
+    p.student_model (with `{method}` replaced by the label). A request that fails for good raises."""
+    client = ServedStudent(p.student_model.format(method=label), p.student_base_url, budget,
+                           api_key_env=p.student_api_key_env, concurrency=p.student_concurrency,
+                           timeout=p.teacher_timeout, max_retries=p.teacher_max_retries)
+    requests = [Request(str(i), prompt, thought, 0) for i, (prompt, thought) in enumerate(prompts)]
+    out: list[str | None] = [None] * len(requests)
+    for request, completion in client.complete(requests):
+        if completion.text is None:
+            raise RuntimeError(f"{client.base_url} ({client.model}): prompt {request.question_id} of {label} failed: "
+                               f"{completion.error}")
+        out[int(request.question_id)] = completion.text.strip()
+    return out
