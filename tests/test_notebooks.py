@@ -53,7 +53,7 @@ def test_whole_smoke_study(results, tmp_path, monkeypatch, capsys):
         assert (results / notebook.name).exists(), notebook.name
 
     summary = json.loads((results / "synthesis_summary.json").read_text())
-    assert summary["teacher"] == "annotation:gold-annotations-v1" and summary["teacher_is_llm"] is False
+    assert summary["teacher"] == "annotation:gold-annotations-v2" and summary["teacher_is_llm"] is False
     for thought in ("cot", "pot", "eot"):
         entry = summary["types"][thought]
         assert {"generated", "verified", "kept", "reasons"} <= set(entry) and entry["kept"] > 0
@@ -70,8 +70,8 @@ def test_whole_smoke_study(results, tmp_path, monkeypatch, capsys):
     losses = pd.read_csv(results / "training_losses.csv")
     assert set(losses.method) == {"CoTD", "PoTD", "EoTD", "ETD"}
     ablation = pd.read_csv(results / "ablation_accuracy.csv")
-    assert set(ablation.ablation) == {"thought_mix", "data_size"} and ablation.variant.nunique() == 9
-    assert {"fig_accuracy_by_method.png", "fig_thought_mix.png", "fig_training_loss.png"} <= {p.name for p in results.iterdir()}
+    assert set(ablation.ablation) == {"thought_mix", "data_size", "rationale_style"} and ablation.variant.nunique() == 11
+    assert {"fig_accuracy_by_method.png", "fig_thought_mix.png", "fig_training_loss.png", "fig_rationale_style.png"} <= {p.name for p in results.iterdir()}
     run = json.loads((results / "run.json").read_text())
     assert {nb.stem for nb in study.notebooks()} == set(run["stages"])
 
