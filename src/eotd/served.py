@@ -5,10 +5,8 @@ client's concurrency, retries and error handling.
 """
 from __future__ import annotations
 
-import json
-
 from eotd.teachers.base import Completion, Request
-from eotd.teachers.openai_compat import OpenAITeacher, _int
+from eotd.teachers.openai_compat import OpenAITeacher, first_choice
 
 
 class ServedStudent(OpenAITeacher):
@@ -27,18 +25,11 @@ class ServedStudent(OpenAITeacher):
     @staticmethod
     def _read(content: bytes) -> Completion | None:
         """The text of choices[0]; an empty text is a real answer (the student ended at once)."""
-        try:
-            data = json.loads(content)
-        except ValueError:
+        found = first_choice(content)
+        if found is None or not isinstance(found[0].get("text"), str):
             return None
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return None
-        text = choices[0].get("text")
-        if not isinstance(text, str):
-            return None
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return Completion(text, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+        choice, tokens_in, tokens_out = found
+        return Completion(choice["text"], tokens_in, tokens_out)
 
 
 def generate(p, label: str, prompts: list[tuple[str, str]], budget: dict[str, int]) -> list[str]:

@@ -41,6 +41,19 @@ class TeacherConfigError(RuntimeError):
     """The teacher cannot work as configured (bad or missing key, wrong base_url or model): fix the setting named."""
 
 
+def first_choice(content: bytes) -> tuple[dict, int, int] | None:
+    """(choices[0], prompt tokens, completion tokens) of an OpenAI-style JSON body; None when it is malformed."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return choices[0], _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+
+
 def is_loopback(base_url: str) -> bool:
     """Whether base_url points at this machine (where local servers need no key)."""
     host = urlparse(base_url).hostname or ""
@@ -271,23 +284,16 @@ class OpenAITeacher:
     @staticmethod
     def _read(content: bytes) -> Completion | None:
         """The completion in a 2xx response body; None when the response is malformed (worth a retry)."""
-        try:
-            data = json.loads(content)
-        except ValueError:
+        found = first_choice(content)
+        if found is None:
             return None
-        if not isinstance(data, dict):
-            return None
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return None
-        message = choices[0].get("message")
+        choice, tokens_in, tokens_out = found
+        message = choice.get("message")
         if not isinstance(message, dict):
             return None
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        tokens_in, tokens_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
         text = message.get("content")
         if not isinstance(text, str) or not text.strip():
-            reason = choices[0].get("finish_reason")
+            reason = choice.get("finish_reason")
             return Completion(None, tokens_in, tokens_out, error=f"empty reply (finish_reason={reason})")
         return Completion(text, tokens_in, tokens_out)
 
