@@ -1,11 +1,11 @@
-# make study [PARAMS=params/X.yaml] | make test | make lab | make bench
+# make study [PARAMS=params/X.yaml] | make report | make test | make lab | make bench
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PARAMS ?= params/default.yaml
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install study test lab bench
+.PHONY: install study report test lab bench
 
 install: $(STAMP)
 
@@ -17,10 +17,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['eotd']['no-deps'])")
 	touch $@
 
-# Runs (or reuses) the numbered notebooks, then regenerates the README results table from results/*/accuracy.csv.
+# Runs (or reuses) the numbered notebooks and writes results/<name>/report.html, then regenerates the README results
+# table from results/*/accuracy.csv.
 study: $(STAMP)
 	$(BIN)/python -m eotd.study $(PARAMS)
 	$(BIN)/python -m eotd.report
+
+# results/<name>/report.html (and html/ pages of the rendered notebooks) from what the study wrote.
+report: $(STAMP)
+	$(BIN)/python -m eotd.html_report $(PARAMS)
 
 # pytest exits 5 when it collects no test: that is not a failure of the suite.
 test: $(STAMP)

@@ -1,8 +1,14 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from eotd import paths
+
+# Offline, the benchmark sets come from the local copy (shared/data beside the repository) when there is one, so
+# `make test` needs no EOTD_DATA_DIR here; CI sets it explicitly.
+if not os.environ.get("EOTD_DATA_DIR") and paths.local_data_dir().is_dir():
+    os.environ["EOTD_DATA_DIR"] = str(paths.local_data_dir())
 
 
 @pytest.fixture(scope="session")

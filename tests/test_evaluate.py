@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from eotd.evaluate import accuracy_table, combine, wilson_ci, examples, failure_reasons, score
+from eotd.evaluate import accuracy_table, combine, examples, no_answer_table, score, wilson_ci
 
 GOOD_POT = "x = 3\nans = x + 4"
 CRASH_POT = "ans = 1 / 0"
@@ -127,19 +127,35 @@ def test_wilson_ci_on_known_counts():
     assert all(math.isnan(v) for v in wilson_ci(0, 0))
 
 
-def test_failure_reasons_and_examples():
+def test_no_answer_table_counts_outputs_without_an_answer_by_reason():
     scored = score([out("pot", CRASH_POT, qid="a"), out("pot", CRASH_POT, qid="b"), out("pot", GOOD_POT, qid="c"),
-                    out("eot", UNDER_EOT, qid="a"), out("eot", GOOD_EOT, qid="b"), out("eot", GOOD_EOT, qid="c")])
-    table = failure_reasons(scored)
-    assert table[["method", "thought", "reason", "count"]].values.tolist() == [
-        ["ETD", "eot", "ok", 2], ["ETD", "eot", "underdetermined", 1],
-        ["ETD", "pot", "runtime_error", 2], ["ETD", "pot", "ok", 1],
-    ]
-    assert table.share.tolist() == pytest.approx([2 / 3, 1 / 3, 2 / 3, 1 / 3])
+                    out("eot", UNDER_EOT, qid="a"), out("eot", GOOD_EOT, qid="b"), out("eot", GOOD_EOT, qid="c"),
+                    out("cot", "The answer is 8.", method="base", qid="a")])
+    table = no_answer_table(scored)
+    assert list(table.index) == [("base", "cot"), ("ETD", "eot"), ("ETD", "pot")]  # base first, then by thought
+    assert list(table.columns) == ["outputs", "without answer", "without answer %", "runtime_error",
+                                   "underdetermined"]  # ok / wrong_answer are answers: no column
+    assert table.loc[("ETD", "pot")].tolist() == [3, 2, pytest.approx(66.7), 2, 0]
+    assert table.loc[("ETD", "eot")].tolist() == [3, 1, pytest.approx(33.3), 0, 1]
+    assert table.loc[("base", "cot")].tolist() == [1, 0, 0.0, 0, 0]
+    assert table["runtime_error"].dtype.kind == "i"  # whole counts, not floats
+    assert list(no_answer_table([]).columns) == ["outputs", "without answer", "without answer %"]
+
+
+def test_examples_show_what_the_student_wrote_for_the_thought_used():
+    outputs = [out("pot", CRASH_POT, qid="a"), out("eot", UNDER_EOT, qid="a"),
+               out("cot", "So 8. The answer is 8.", qid="a"), out("pot", GOOD_POT, qid="b"),
+               out("eot", GOOD_EOT, qid="b"), out("cot", "The answer is 7.", qid="b")]
+    for o in outputs:
+        o["raw_output"] = o["output"] + "\n<end>"
+    scored = score(outputs)
     combined = combine(scored)
-    wrong = examples(combined, "ETD", correct=False, k=10)
+    wrong = examples(scored, combined, "ETD", correct=False, k=10)
     assert {(r["question_id"], r["strategy"]) for r in wrong} == {
-        ("a", "pot"), ("b", "pot"), ("a", "eot"), ("a", "fallback:pot>eot>cot"), ("a", "vote")}
-    assert len(examples(combined, "ETD", correct=True, k=2)) == 2
-    assert examples(combined, "ETD", correct=True, k=2, seed=5) == examples(combined, "ETD", correct=True, k=2, seed=5)
-    assert examples(combined, "CoTD", correct=True) == []
+        ("a", "pot"), ("a", "eot"), ("a", "cot"), ("a", "fallback:pot>eot>cot"), ("a", "vote")}
+    fallback = next(r for r in wrong if r["strategy"] == "fallback:pot>eot>cot")
+    assert (fallback["thought"], fallback["output"]) == ("cot", "So 8. The answer is 8.\n<end>")  # pot, eot gave none
+    right = examples(scored, combined, "ETD", correct=True, k=5, strategy="vote")
+    assert [(r["question_id"], r["thought"], r["output"]) for r in right] == [("b", "pot", GOOD_POT + "\n<end>")]
+    assert examples(scored, combined, "ETD", True, k=2, seed=5) == examples(scored, combined, "ETD", True, k=2, seed=5)
+    assert examples(scored, combined, "CoTD", correct=True) == []

@@ -1,7 +1,7 @@
 """Batched greedy generation (tiny random-weight model): batching by a token budget changes nothing in the outputs."""
 import pytest
 
-from eotd import formats, infer, models
+from eotd import protocol, infer, models
 from eotd.data import load_gsm_symbolic
 
 
@@ -18,7 +18,7 @@ def llama(tmp_path_factory):
 
 
 def prompts(n=10):
-    return [formats.student_input(p.question, ("cot", "pot", "eot")[i % 3])
+    return [protocol.student_input(p.question, ("cot", "pot", "eot")[i % 3])
             for i, p in enumerate(load_gsm_symbolic(n, seed=4))]
 
 

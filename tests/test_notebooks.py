@@ -1,11 +1,14 @@
-"""Every numbered notebook runs through papermill on the smoke tier (real kernel, real outputs)."""
+"""Every numbered notebook runs through papermill on the smoke tier (real kernel, real outputs), and the rendered
+notebooks read as a report."""
+import ast
 import json
+import re
 
 import pandas as pd
-
 import pytest
+from browser import check_report
 
-from eotd import study
+from eotd import params, paths, protocol, study
 
 
 @pytest.fixture
@@ -14,11 +17,28 @@ def results(tmp_path, monkeypatch):
     return tmp_path / "smoke"
 
 
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The whole smoke study, run once for the tests below: (results folder, cache folder, runner output)."""
+    root = tmp_path_factory.mktemp("smoke-study")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EOTD_RESULTS_DIR", str(root / "results"))
+        patch.setenv("EOTD_CACHE_DIR", str(root / "cache"))
+        patch.delenv("EOTD_PROGRESS", raising=False)
+        study.run("params/smoke.yaml")
+        yield root / "results" / "smoke", root
+
+
+def _cells(notebook):
+    return [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+
+
 def test_verification_notebook_on_a_rationales_file(results, tmp_path):
     tier = tmp_path / "smoke.yaml"
     tier.write_text("name: smoke\nrationales_file: tests/fixtures/rationales.jsonl\n")
     study.run(tier, stages=["02"])
-    assert (results / "02_verification.ipynb").exists()
+    rendered = json.loads((results / "02_verification.ipynb").read_text())
+    assert rendered["metadata"]["papermill"]["parameters"] == {"name": "$EOTD_RESULTS_DIR/smoke.yaml"}
     summary = json.loads((results / "verification_summary.json").read_text())
     assert set(summary) == {"cot", "pot", "eot"}
     assert summary["pot"]["reasons"]["forbidden"] == 1
@@ -28,27 +48,25 @@ def test_verification_notebook_on_a_rationales_file(results, tmp_path):
     assert verified and all(row["correct"] for row in verified)
     assert sum(entry["verified"] for entry in summary.values()) == len(verified)
     run = json.loads((results / "run.json").read_text())
-    assert run["stages"]["02_verification"]["params"]["name"] == "smoke"
+    assert run["stages"]["02_verification"]["params"]["rationales_file"] == "tests/fixtures/rationales.jsonl"
+    assert list(run["stages"]["02_verification"]["inputs"]) == ["tests/fixtures/rationales.jsonl"]
 
 
-def test_every_notebook_has_one_parameters_cell_matching_params():
-    from typing import get_type_hints
-
-    from eotd.params import Params
-
+def test_every_parameters_cell_names_a_params_file_and_assigns_its_values():
     for path in study.notebooks():
-        nb = json.loads(path.read_text())
-        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        tagged = [c for c in json.loads(path.read_text())["cells"]
+                  if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, path
-        names = {line.split("=")[0].strip() for line in "".join(tagged[0]["source"]).splitlines()
-                 if "=" in line and not line.startswith("#")}
-        assert names <= set(get_type_hints(Params)), (path, names - set(get_type_hints(Params)))
-        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{path} has outputs"
+        assigned = {node.targets[0].id: ast.literal_eval(node.value)
+                    for node in ast.parse("".join(tagged[0]["source"])).body if isinstance(node, ast.Assign)}
+        assert set(assigned) == {"name", "overrides"} and assigned["overrides"] == {}, (path, assigned)
+        named = params.load(paths.PARAMS / f"{assigned['name']}.yaml").to_dict()
+        assert all(named[k] == v for k, v in assigned.items() if k in named), path
+        assert all(not c.get("outputs") for c in _cells(path)), f"{path} has outputs"
 
 
-def test_whole_smoke_study(results, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
-    study.run("params/smoke.yaml")
+def test_whole_smoke_study(smoke, capsys):
+    results, root = smoke
     for notebook in study.notebooks():
         assert (results / notebook.name).exists(), notebook.name
 
@@ -60,31 +78,89 @@ def test_whole_smoke_study(results, tmp_path, monkeypatch, capsys):
     assert {"tokens", "cost"} <= set(summary)
     verification = json.loads((results / "verification_summary.json").read_text())
     # 02 re-verifies every generated rationale and agrees with 01
-    assert {t: v["verified"] for t, v in verification.items()} == {t: s["verified"] for t, s in summary["types"].items()}
+    assert {t: v["verified"] for t, v in verification.items()} == {
+        t: s["verified"] for t, s in summary["types"].items()}
 
+    p = params.load("params/smoke.yaml")
     accuracy = pd.read_csv(results / "accuracy.csv")
-    assert list(accuracy.columns) == ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
+    assert list(accuracy.columns) == protocol.ACCURACY_COLUMNS
     assert set(accuracy.method) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
     assert {"fallback:pot>eot>cot", "vote"} <= set(accuracy[accuracy.method == "ETD"].strategy)
-    assert accuracy.accuracy.between(0, 1).all() and (accuracy.ci_low <= accuracy.accuracy).all()
+    # every method answered every problem of every set: n is the set's size from the params file
+    sizes = accuracy[~accuracy.dataset.str.endswith("_overlap")].groupby("dataset")["n"].unique()
+    assert {d: list(n) for d, n in sizes.items()} == {d: [p.eval_limits.get(d, p.eval_limit)] for d in p.eval_sets}
+    assert (accuracy.accuracy == accuracy.correct / accuracy.n).all()
+    assert ((accuracy.ci_low <= accuracy.accuracy) & (accuracy.accuracy <= accuracy.ci_high)).all()
+    predictions = pd.read_parquet(results / "predictions.parquet")
+    assert len(predictions) == sum(accuracy[accuracy.strategy.isin(protocol.THOUGHTS)].n)
     losses = pd.read_csv(results / "training_losses.csv")
     assert set(losses.method) == {"CoTD", "PoTD", "EoTD", "ETD"}
     ablation = pd.read_csv(results / "ablation_accuracy.csv")
-    assert set(ablation.ablation) == {"thought_mix", "data_size", "rationale_style"} and ablation.variant.nunique() == 11
-    assert {"fig_accuracy_by_method.png", "fig_thought_mix.png", "fig_training_loss.png", "fig_rationale_style.png"} <= {p.name for p in results.iterdir()}
+    assert set(ablation.ablation) == {"thought_mix", "data_size", "rationale_style"}
+    assert ablation.variant.nunique() == 11
+    assert {"fig_accuracy_by_method.png", "fig_thought_mix.png", "fig_training_loss.png", "fig_rationale_style.png",
+            "report.html"} <= {p.name for p in results.iterdir()}
     run = json.loads((results / "run.json").read_text())
     assert {nb.stem for nb in study.notebooks()} == set(run["stages"])
 
     capsys.readouterr()
-    study.run("params/smoke.yaml")  # nothing changed: every stage is reused
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EOTD_RESULTS_DIR", str(root / "results"))
+        patch.setenv("EOTD_CACHE_DIR", str(root / "cache"))
+        study.run("params/smoke.yaml")  # nothing changed: every stage is reused
     assert capsys.readouterr().out.count("unchanged, reusing") == len(study.notebooks())
+
+
+def check_rendered(folder):
+    """The rendered notebooks of a run read as a report: no errors or warnings, a handful of progress lines, relative
+    paths, and a generated summary as the last output."""
+    for notebook in study.notebooks():
+        rendered = json.loads((folder / notebook.name).read_text())
+        outputs = [o for c in rendered["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o["output_type"] == "error"], notebook.name
+        stderr = "".join("".join(o["text"]) for o in outputs if o.get("name") == "stderr")
+        assert stderr == "", (notebook.name, stderr[:500])  # no warnings, no bars
+        lines = "".join("".join(o["text"]) for o in outputs if o.get("name") == "stdout").splitlines()
+        assert len(lines) <= 16 and all("\r" not in line for line in lines), (notebook.name, lines)
+        assert rendered["metadata"]["papermill"]["input_path"] == f"notebooks/{notebook.name}"
+        last = outputs[-1]["data"]["text/markdown"]
+        assert "".join(last).startswith(f"**{notebook.name[:2]} · "), (notebook.name, last)
+
+
+def check_no_machine_paths(folder, *extra):
+    machine = re.compile("|".join(re.escape(str(p)) for p in (paths.ROOT, *extra)) + r"|/tmp/|/home/|/root/|/work/")
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".png"):
+        text = pd.read_parquet(path).to_csv() if path.suffix == ".parquet" else \
+            path.read_bytes().decode("utf-8", errors="replace")
+        hit = machine.search(text)
+        assert hit is None, (path, text[max(0, hit.start() - 80):hit.end() + 80])
+
+
+def test_rendered_notebooks_read_as_a_report(smoke):
+    check_rendered(smoke[0])
+
+
+def test_no_machine_path_in_any_result_file(smoke):
+    check_no_machine_paths(*smoke)
+
+
+@pytest.mark.parametrize("tier", ["default", "smoke"])
+def test_committed_results_read_as_a_report(tier):
+    folder = paths.ROOT / "results" / tier
+    if not (folder / "report.html").exists():
+        pytest.skip(f"results/{tier} is written by `make study PARAMS=params/{tier}.yaml`")
+    check_rendered(folder)
+    check_no_machine_paths(folder)
+
+
+def test_smoke_report_displays_in_a_browser(smoke):
+    results, _ = smoke
+    check_report(results / "report.html", "report-smoke.png")
 
 
 def test_stage_keys_chain_through_unselected_stages(tmp_path, monkeypatch):
     """A partial run stores the keys a full run computes, and changing 02 re-runs everything after it."""
     import shutil
-
-    from eotd import paths
 
     monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
     folder = tmp_path / "notebooks"
@@ -97,6 +173,8 @@ def test_stage_keys_chain_through_unselected_stages(tmp_path, monkeypatch):
         target.write_text("{}")
 
     monkeypatch.setattr(study.papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(study, "_relative_metadata", lambda rendered: None)
+    monkeypatch.setattr(study.html_report, "build", lambda out: out / "report.html")
     monkeypatch.setattr(study, "preflight", lambda p: None)
     tier = tmp_path / "keys.yaml"
     tier.write_text("student: tiny-llama\n")
@@ -108,3 +186,11 @@ def test_stage_keys_chain_through_unselected_stages(tmp_path, monkeypatch):
     nb.write_text(nb.read_text().replace("# 02", "# 02 (edited)", 1))
     study.run(tier)
     assert executed[6:] == ["02", "03", "04", "05", "06"]
+
+
+def test_the_runner_passes_the_run_name_or_the_file():
+    tier = params.load("params/smoke.yaml")
+    assert study.notebook_parameters("params/smoke.yaml", tier) == {"name": "smoke"}
+    assert study.notebook_parameters(paths.PARAMS / "smoke.yaml", tier) == {"name": "smoke"}
+    other = paths.ROOT / "tests" / "fixtures" / "smoke.yaml"
+    assert study.notebook_parameters(other, tier) == {"name": str(other)}

@@ -51,9 +51,23 @@ def test_missing_file_says_where_tiers_live(tmp_path):
         params.load(tmp_path / "absent.yaml")
 
 
-def test_from_namespace_reads_only_known_names():
-    p = params.from_namespace({"name": "nb", "seed": 7, "In": [], "pd": object()})
-    assert (p.name, p.seed) == ("nb", 7)
+def test_a_notebook_reads_its_tier_and_only_the_overrides_it_names(tmp_path):
+    default = params.load(paths.PARAMS / "default.yaml")
+    assert params.for_notebook("default") == default
+    assert params.for_notebook("default", {}) == default
+    changed = params.for_notebook("default", {"eval_limit": 5, "seed": 2})
+    assert (changed.eval_limit, changed.seed, changed.name) == (5, 2, "default")
+    assert changed.train_questions == default.train_questions  # everything else is the file's
+    custom = _write(tmp_path, "seed: 4\n", "custom.yaml")
+    assert params.for_notebook(str(custom)).seed == 4
+    with pytest.raises(params.ParamsError, match=r"default\.yaml with overrides \['evl_limit'\].*unknown key"):
+        params.for_notebook("default", {"evl_limit": 5})
+    with pytest.raises(params.ParamsError, match="'eval_limit' must be at least 1"):
+        params.for_notebook("default", {"eval_limit": 0})
+    with pytest.raises(params.ParamsError, match="cannot rename the run"):
+        params.for_notebook("default", {"name": "mine"})
+    with pytest.raises(params.ParamsError, match=r"nope\.yaml: no such params file"):
+        params.for_notebook("nope")
 
 
 def test_paper_tier_needs_an_api_key_and_says_which(monkeypatch):

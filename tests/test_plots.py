@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from eotd import plots  # noqa: E402
+from eotd import plots, protocol  # noqa: E402
 
 DATASETS = ["gsm_symbolic_template", "svamp"]
 
@@ -116,7 +116,8 @@ def test_data_size_curves_method_column_and_log_axis():
 
 def test_thought_mix_heatmap_annotations():
     rows = []
-    for i, mix in enumerate(plots.THOUGHT_MIXES):
+    mixes = ["+".join(mix) for mix in protocol.THOUGHT_MIXES]
+    for i, mix in enumerate(mixes):
         for d in DATASETS:
             variant = "+".join(reversed(mix.split("+")))  # order in the file must not matter
             if "+" in mix:
@@ -128,7 +129,7 @@ def test_thought_mix_heatmap_annotations():
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.texts]
     assert len(texts) == 14 and texts[:2] == ["5.0%", "5.0%"] and texts[-1] == "65.0%"
-    assert [t.get_text() for t in ax.get_yticklabels()] == plots.THOUGHT_MIXES
+    assert [t.get_text() for t in ax.get_yticklabels()] == mixes
     assert [t.get_text() for t in ax.get_xticklabels()] == DATASETS
 
 
@@ -172,6 +173,18 @@ def test_reference_table_keeps_ours_and_references_apart(acc):
     assert refs["source"].str.len().gt(0).all() and refs["setting"].str.len().gt(0).all()
 
 
-def test_save_and_verdicts_still_work(tmp_path):
-    fig = plots.verdicts({"cot": {"reasons": {"ok": 3, "wrong_answer": 1}}}, "v")
-    assert plots.save(fig, tmp_path / "v.png").exists()
+def test_verdicts_bars_per_reason_and_type_saved_as_a_png_of_the_figure(tmp_path):
+    fig = plots.verdicts({"cot": {"reasons": {"ok": 3, "wrong_answer": 1}},
+                          "pot": {"reasons": {"ok": 5, "timeout": 2}}}, "Verdicts")
+    ax = fig.axes[0]
+    heights = {(bar.get_x().__round__(2), bar.get_height()) for c in _bar_containers(ax) for bar in c}
+    assert sorted(h for _, h in heights if h == h) == [1, 2, 3, 5]  # NaN bars: reasons a type never had
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ok", "wrong_answer", "timeout"]
+    assert ax.get_yscale() == "log" and ax.get_title() == "Verdicts"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cot", "pot"]
+    saved = plots.save(fig, tmp_path / "v.png")
+    image = plt.imread(saved)
+    width, height = fig.get_size_inches() * 120  # dpi 120, cropped to the drawn area
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 0.5 * height < image.shape[0] <= height + 2 and 0.5 * width < image.shape[1] <= width + 2
+    assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from eotd import report
+from eotd import protocol, report
 
 README = """# project
 
@@ -33,7 +33,7 @@ def _write_tier(root, name, etd=0.4567, overlap=True):
     ]
     if overlap:
         rows.append(("gsm_symbolic_template_overlap", "ETD", "fallback:pot>eot>cot", 12, 11, 0.9167, 0.75, 1.0))
-    pd.DataFrame(rows, columns=report.ACC_COLUMNS).to_csv(tier / "accuracy.csv", index=False)
+    pd.DataFrame(rows, columns=protocol.ACCURACY_COLUMNS).to_csv(tier / "accuracy.csv", index=False)
     (tier / "run.json").write_text(json.dumps({"params_name": name, "stages": {
         "synthesis": {"params": {"name": name, "train_questions": 1000, "train_dataset": "gsm_symbolic",
                                  "teacher": "annotation"}},
@@ -133,3 +133,37 @@ def test_main_updates_project_readme(tmp_path, monkeypatch, capsys):
     assert "45.7%" in (tmp_path / "README.md").read_text()
     report.main()
     assert "unchanged" in capsys.readouterr().out
+
+
+def test_headline_and_strategy_pivots_are_compact_tables_with_intervals(tmp_path):
+    acc = pd.read_csv(_write_tier(tmp_path, "default") / "accuracy.csv")
+    table = report.headline_pivot(acc)
+    assert list(table.index) == ["svamp", "gsm_symbolic_template"]  # no _overlap row
+    assert list(table.columns) == ["n", "base (cot)", "EoTD (eot)", "ETD (fallback:pot>eot>cot)"]
+    assert table.loc["svamp"].tolist() == ["300", "10.0% [7.0–13.4]", "33.0% [28.0–38.5]", "45.7% [40.0–51.0]"]
+    etd = report.strategy_pivot(acc, "ETD")
+    assert list(etd.columns) == ["pot", "fallback:pot>eot>cot"]  # single thoughts first
+    assert etd.loc["svamp", "pot"] == "40.0% [35.0–45.0]" and pd.isna(etd.loc["gsm_symbolic_template", "pot"])
+
+
+def test_ablation_headline_reads_each_variant_at_its_own_strategy():
+    rows = [("thought_mix", "eot+pot", "mix:pot+eot", 40, "svamp", "pot", 0.2),
+            ("thought_mix", "eot+pot", "mix:pot+eot", 40, "svamp", "fallback:pot>eot>cot", 0.3),
+            ("thought_mix", "eot+pot", "mix:pot+eot", 40, "svamp", "vote", 0.25),
+            ("thought_mix", "cot", "CoTD", 20, "svamp", "cot", 0.1),
+            ("data_size", "ETD 50%", "ETD:50%", 30, "svamp", "cot", 0.05),
+            ("data_size", "ETD 50%", "ETD:50%", 30, "svamp", "fallback:pot>eot>cot", 0.35),
+            ("rationale_style", "PoTD commented", "PoTD:commented", 20, "svamp", "pot", 0.4),
+            ("rationale_style", "PoTD commented", "PoTD:commented", 20, "svamp_overlap", "pot", 0.9)]
+    table = pd.DataFrame([{"ablation": a, "variant": v, "method": m, "train_examples": e, "dataset": d,
+                           "strategy": s, "n": 100, "correct": round(100 * x), "accuracy": x, "ci_low": x - 0.05,
+                           "ci_high": x + 0.05} for a, v, m, e, d, s, x in rows])
+    picked = report.ablation_headline(table)
+    assert picked[["variant", "strategy", "accuracy"]].values.tolist() == [
+        ["pot+eot", "fallback:pot>eot>cot", 0.3], ["cot", "cot", 0.1], ["ETD 50%", "fallback:pot>eot>cot", 0.35],
+        ["PoTD commented", "pot", 0.4]]
+    pivot = report.ablation_pivot(table)
+    assert pivot.loc[("data_size", "ETD 50%", 30), "svamp"] == "35.0% [30.0–40.0]"
+    assert list(pivot.columns) == ["svamp"]
+    with pytest.raises(ValueError, match="data_size 'ETD 50%' on svamp: 2 rows"):
+        report.ablation_headline(pd.concat([table, table.iloc[[5]]]))

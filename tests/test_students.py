@@ -2,7 +2,7 @@
 import pytest
 from transformers import AutoModelForCausalLM
 
-from eotd import ablations, evaluate, formats, infer, params, students
+from eotd import ablations, evaluate, protocol, infer, params, students
 from eotd.data import Problem
 
 
@@ -40,11 +40,11 @@ def test_predictions_are_cached_per_model(p, monkeypatch):
     students.train_methods(p, splits(), progress=False)
     sets = {"toy": [Problem("t1", "toy", "Tom has 3 apples and gets 4 more. How many?", 7)]}
     path = str(students.student_dir(p, "ETD") / "final")
-    first = students.predict(p, "ETD", path, sets, formats.METHODS["ETD"], progress=False)
+    first = students.predict(p, "ETD", path, sets, protocol.METHODS["ETD"], progress=False)
     assert [r["thought"] for r in first] == ["cot", "pot", "eot"]
     calls = []
     monkeypatch.setattr(infer, "generate", lambda *a, **k: calls.append(a) or [])
-    assert students.predict(p, "ETD", path, sets, formats.METHODS["ETD"], progress=False) == first
+    assert students.predict(p, "ETD", path, sets, protocol.METHODS["ETD"], progress=False) == first
     assert not calls  # nothing generated the second time
 
 
@@ -150,48 +150,77 @@ def test_students_command_trains_every_method_of_a_params_file(tmp_path, monkeyp
     assert command().stdout.count("(reused)") == 2
 
 
-def test_two_process_training_matches_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
+def test_two_process_training_matches_one_process_and_resumes_when_killed(tmp_path, monkeypatch):
     """`accelerate launch --cpu --num_processes 2 -m eotd.students` (gloo) trains every method once; its loss curve
     follows a 1-process run with the same global batch: accelerate splits each batch across the processes and
-    averages their gradients (measured: the two curves agree to 4 decimals; the bound is 1e-3 relative)."""
+    averages their gradients (measured: the two curves agree to 4 decimals; the bound is 1e-3 relative). Killed
+    (SIGKILL to both processes) after a checkpoint, a new launch resumes from it and ends on the same curve."""
     import json
     import os
+    import signal
     import subprocess
     import sys
+    import time
     from pathlib import Path
 
     from eotd import synthesis
 
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
-    common = "train_questions: 16\nstudent: tiny-llama\nlr: 0.001\nbatch_size: 4\nepochs: 2.0\ncheckpoint_every: 0\n"
-    two = tmp_path / "two.yaml"
-    two.write_text(common + "methods: [PoTD, ETD]\netd_data: one_per_question\n")
-    one = tmp_path / "one.yaml"
-    one.write_text(common + "methods: [PoTD]\n")
-    synthesis.run(params.load(two), progress=False)
-    synthesis.run(params.load(one), progress=False)
-    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    common = "train_questions: 16\nstudent: tiny-llama\nlr: 0.001\nbatch_size: 4\nepochs: 4.0\n"
+    tiers = {"two": "methods: [PoTD, ETD]\netd_data: one_per_question\ncheckpoint_every: 0\n",
+             "one": "methods: [PoTD]\ncheckpoint_every: 0\n", "killed": "methods: [PoTD]\ncheckpoint_every: 1\n"}
+    for name, extra in tiers.items():
+        (tmp_path / f"{name}.yaml").write_text(common + extra)
+        synthesis.run(params.load(tmp_path / f"{name}.yaml"), progress=False)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    launched = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-                               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "eotd.students", str(two)],
-                              env=env, capture_output=True, text=True, timeout=600)
+    launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--cpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "eotd.students"]
+    launched = subprocess.run(launch + [str(tmp_path / "two.yaml")], env=env, capture_output=True, text=True,
+                              timeout=600)
     assert launched.returncode == 0, launched.stderr[-3000:]
-    assert launched.stdout.count("PoTD: ") == 1 and launched.stdout.count("ETD: ") == 1  # the main process reports
-    single = subprocess.run([sys.executable, "-m", "eotd.students", str(one)], env=env, capture_output=True,
-                            text=True, timeout=600)
+    # the main process alone reports (a line per method) and draws the progress lines
+    assert [line.split(":")[0] for line in launched.stdout.splitlines() if not line.startswith("train ")] == [
+        "PoTD", "ETD"]
+    assert sum(line.startswith("train ") for line in launched.stdout.splitlines()) == 2
+    single = subprocess.run([sys.executable, "-m", "eotd.students", str(tmp_path / "one.yaml")], env=env,
+                            capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
     students_dir = tmp_path / "cache" / "students"
     for method in ("PoTD", "ETD"):
         folder = students_dir / "two" / method
         assert (folder / "final" / "model.safetensors").exists() and (folder / "final" / "README.md").exists()
         assert not (folder / "checkpoint").exists() and not list(folder.glob(".*tmp"))
-    losses2 = json.loads((students_dir / "two" / "PoTD" / "done.json").read_text())["losses"]
+    done2 = json.loads((students_dir / "two" / "PoTD" / "done.json").read_text())
     losses1 = json.loads((students_dir / "one" / "PoTD" / "done.json").read_text())["losses"]
-    assert len(losses1) == len(losses2) > 2
+    losses2 = done2["losses"]
+    assert len(losses1) == len(losses2) > 2 and done2["resumed_from_step"] == 0
     for a, b in zip(losses1, losses2):
         assert a["tokens"] == b["tokens"]  # the same examples in every step
         assert abs(a["loss"] - b["loss"]) <= 1e-3 * abs(a["loss"]), (losses1, losses2)
+
+    killed = students_dir / "killed" / "PoTD"
+    run = subprocess.Popen(launch + [str(tmp_path / "killed.yaml")], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    state_file = killed / "checkpoint" / "eotd_train_state.json"
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline:
+        if state_file.exists() and json.loads(state_file.read_text())["step"] >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    assert not (killed / "final").exists(), "training ended before it could be killed"
+    at_kill = json.loads(state_file.read_text())["step"]
+    resumed = subprocess.run(launch + [str(tmp_path / "killed.yaml")], env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = json.loads((killed / "done.json").read_text())
+    assert 2 <= done["resumed_from_step"] == at_kill < len(losses2)
+    assert [x["step"] for x in done["losses"]] == [x["step"] for x in losses2]
+    for a, b in zip(losses2, done["losses"]):
+        assert a["tokens"] == b["tokens"] and abs(a["loss"] - b["loss"]) <= 1e-4 * abs(a["loss"]), (losses2, done)
+    assert not (killed / "checkpoint").exists()
 
 
 def test_a_served_student_gives_the_in_process_predictions(p, tmp_path):
@@ -206,14 +235,14 @@ def test_a_served_student_gives_the_in_process_predictions(p, tmp_path):
     folder = str(trained["ETD"].path)
     sets = {"gsm_symbolic": list(load_gsm_symbolic(4, seed=3))}
     budget = {"cot": 12, "pot": 10, "eot": 8}
-    local = students.predict(p, "ETD", folder, sets, formats.METHODS["ETD"], progress=False, max_new_tokens=budget)
+    local = students.predict(p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False, max_new_tokens=budget)
     with CompletionsServer(folder, name="eotd-ETD") as server:
         remote_p = params.validate({**p.to_dict(), "student_base_url": server.base_url,
                                     "student_model": "eotd-{method}", "student_concurrency": 2}, "test")
-        remote = students.predict(remote_p, "ETD", folder, sets, formats.METHODS["ETD"], progress=False,
+        remote = students.predict(remote_p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False,
                                   max_new_tokens=budget)
         assert server.hits == 12
-        again = students.predict(remote_p, "ETD", folder, sets, formats.METHODS["ETD"], progress=False,
+        again = students.predict(remote_p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False,
                                  max_new_tokens=budget)
         assert server.hits == 12 and again == remote  # cached
     assert [r["raw_output"] for r in remote] == [r["raw_output"] for r in local]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from eotd import formats, models
+from eotd import protocol, models
 from eotd.train import TrainConfig, batches, build_examples, collate, data_hash, loss_of, train, warmup_then_linear
 
 
@@ -40,7 +40,7 @@ def test_causal_labels_mask_exactly_the_prompt(llama):
     _, tok = llama
     examples = build_examples(ROWS, tok, seq2seq=False, config=TrainConfig())
     for row, ex in zip(ROWS, examples):
-        prompt = tok(formats.student_input(row["question"], row["thought"]))["input_ids"]
+        prompt = tok(protocol.student_input(row["question"], row["thought"]))["input_ids"]
         assert len(ex["input_ids"]) == len(ex["labels"])
         assert ex["input_ids"][:len(prompt)] == prompt
         assert ex["labels"][:len(prompt)] == [-100] * len(prompt)
@@ -54,7 +54,7 @@ def test_seq2seq_examples(t5):
     _, tok = t5
     examples = build_examples(ROWS, tok, seq2seq=True, config=TrainConfig())
     for row, ex in zip(ROWS, examples):
-        assert tok.decode(ex["input_ids"]) == formats.student_input(row["question"], row["thought"])
+        assert tok.decode(ex["input_ids"]) == protocol.student_input(row["question"], row["thought"])
         assert tok.decode(ex["labels"]) == row["rationale"] + tok.eos_token
     batch = collate(examples[:3], tok.pad_token_id, seq2seq=True)
     width_in = max(len(e["input_ids"]) for e in examples[:3])

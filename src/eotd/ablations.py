@@ -7,18 +7,16 @@ like `04`; a variant whose training data equals a main method's (e.g. the mix {c
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import random
 from dataclasses import dataclass
 
 import pandas as pd
 
-from eotd import evalsets, evaluate, formats, students
+from eotd import evalsets, evaluate, protocol, students
 from eotd.data import Problem
 from eotd.params import Params
 
-COLUMNS = ["ablation", "variant", "method", "train_examples", "dataset", "strategy", "n", "correct", "accuracy",
-           "ci_low", "ci_high"]
+COLUMNS = ["ablation", "variant", "method", "train_examples"] + [c for c in protocol.ACCURACY_COLUMNS if c != "method"]
 
 
 @dataclass(frozen=True)
@@ -30,13 +28,8 @@ class Variant:
     rows: tuple[dict, ...]
 
 
-def thought_mixes() -> list[tuple[str, ...]]:
-    """Every non-empty subset of {cot, pot, eot}, smallest first."""
-    return [mix for k in (1, 2, 3) for mix in itertools.combinations(("cot", "pot", "eot"), k)]
-
-
 def _method_for(thoughts: tuple[str, ...]) -> str | None:
-    return next((m for m, t in formats.METHODS.items() if t == thoughts), None)
+    return next((m for m, t in protocol.METHODS.items() if t == thoughts), None)
 
 
 def subsample(rows: list[dict], fraction: float, seed: int) -> list[dict]:
@@ -58,7 +51,7 @@ def commented_rows(p: Params, rows: list[dict]) -> list[dict]:
     from eotd.teachers.annotation import AnnotationTeacher
 
     wanted = {(r["question_id"], r["thought"]) for r in rows}
-    problems = [pr for pr in synthesis.training_problems(p) if any((pr.id, t) in wanted for t in formats.TRIGGERS)]
+    problems = [pr for pr in synthesis.training_problems(p) if any((pr.id, t) in wanted for t in protocol.THOUGHTS)]
     teacher = AnnotationTeacher("commented")
     requests = [rq for rq in synthesis.requests_for(problems, sorted({r["thought"] for r in rows}), 1)
                 if (rq.question_id, rq.thought) in wanted]
@@ -72,7 +65,7 @@ def variants(p: Params, splits) -> list[Variant]:
     etd = list(splits["etd"])
     out = []
     if p.ablation_thought_mixes:
-        for mix in thought_mixes():
+        for mix in protocol.THOUGHT_MIXES:
             rows = tuple(r for r in etd if r["thought"] in mix)
             method = _method_for(mix)
             same = method is not None and tuple(students.training_rows(p, splits, method)) == rows
@@ -81,7 +74,7 @@ def variants(p: Params, splits) -> list[Variant]:
         rows = students.training_rows(p, splits, method)
         for fraction in p.ablation_sizes:
             label = method if fraction == 1 else f"{method}:{fraction:.0%}"
-            out.append(Variant("data_size", f"{method} {fraction:.0%}", label, formats.METHODS[method],
+            out.append(Variant("data_size", f"{method} {fraction:.0%}", label, protocol.METHODS[method],
                                tuple(subsample(rows, fraction, p.seed) if fraction < 1 else rows)))
     for method in p.ablation_style_methods:  # the main student vs one trained on the commented rewrite
         rows = students.training_rows(p, splits, method)
@@ -89,14 +82,14 @@ def variants(p: Params, splits) -> list[Variant]:
         kept = {r["question_id"] for r in commented}
         same = [r for r in rows if r["question_id"] in kept]  # the same questions on both sides
         label = method if len(same) == len(rows) else f"{method}:executor"
-        out.append(Variant("rationale_style", f"{method} executor", label, formats.METHODS[method], tuple(same)))
-        out.append(Variant("rationale_style", f"{method} commented", f"{method}:commented", formats.METHODS[method],
+        out.append(Variant("rationale_style", f"{method} executor", label, protocol.METHODS[method], tuple(same)))
+        out.append(Variant("rationale_style", f"{method} commented", f"{method}:commented", protocol.METHODS[method],
                            tuple(commented)))
     samples = max((r["sample_index"] for r in etd), default=0) + 1
     if samples > 1:
         for k in sorted({1, samples}):
             out.append(Variant("rationales_per_question", f"k={k}", "ETD" if k == samples else f"ETD:k={k}",
-                               formats.METHODS["ETD"], tuple(first_k(etd, k))))
+                               protocol.METHODS["ETD"], tuple(first_k(etd, k))))
     return out
 
 

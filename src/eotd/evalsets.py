@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 
 from eotd import data, decontaminate
+from eotd.protocol import OVERLAP_SUFFIX
 from eotd.params import Params
 
 GSM_SYMBOLIC = ("gsm_symbolic_template", "gsm_symbolic_instance")
@@ -39,6 +40,10 @@ class EvalSets:
     sets: dict[str, list[data.Problem]]  # headline sets, plus "<name>_overlap" for items found in the training data
     unavailable: dict[str, str] = field(default_factory=dict)  # set -> why it could not be loaded
     contamination: list[dict] = field(default_factory=list)  # decontaminate.report() per benchmark set
+
+    def questions(self) -> dict[tuple[str, str], str]:
+        """(set, problem id) -> question text, to show next to what a student wrote."""
+        return {(name, pr.id): pr.question for name, problems in self.sets.items() for pr in problems}
 
 
 def _gsm_symbolic(name: str, p: Params, train: list[data.Problem]) -> list[data.Problem]:
@@ -104,6 +109,6 @@ def load(p: Params, train: list[data.Problem]) -> EvalSets:
         clean, overlapping, overlaps = _decontaminated(problems, limit(p, name), p.seed, train)
         result.sets[name] = clean
         if overlapping:
-            result.sets[f"{name}_overlap"] = overlapping
+            result.sets[name + OVERLAP_SUFFIX] = overlapping
         result.contamination.append(decontaminate.report(p.train_dataset, name, overlaps))
     return result

@@ -7,17 +7,18 @@ No strategy ever looks at the gold answer to choose; gold is only used to mark t
 from __future__ import annotations
 
 from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
 from eotd.answers import Number, numbers_equal, to_json
 from eotd.params import Params
-from eotd.verify import KINDS, verify_many
+from eotd.report import method_order
+from eotd.protocol import ACCURACY_COLUMNS, DEFAULT_FALLBACK, THOUGHTS, VOTE, fallback_strategy
+from eotd.verify import verify_many
 
 PRODUCED = frozenset({"ok", "wrong_answer"})
-DEFAULT_ORDER = ["pot", "eot", "cot"]
-TABLE_COLUMNS = ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
 
 
 def score(outputs: list[dict], timeout: float = 5.0, memory_mb: int = 512, progress: bool = False) -> list[dict]:
@@ -55,7 +56,7 @@ def _row(key: tuple, gold, strategy: str, thought_used: str | None, answer, reas
 
 
 def _fallback(key, gold, by_thought: dict[str, dict], order: list[str]) -> dict:
-    strategy = "fallback:" + ">".join(order)
+    strategy = fallback_strategy(order)
     for thought in order:
         rec = by_thought.get(thought)
         if rec is not None and rec["produced"]:
@@ -64,7 +65,7 @@ def _fallback(key, gold, by_thought: dict[str, dict], order: list[str]) -> dict:
 
 
 def _vote(key, gold, by_thought: dict[str, dict], tie_order: list[str]) -> dict:
-    rank = {t: i for i, t in enumerate(list(tie_order) + [k for k in KINDS if k not in tie_order])}
+    rank = {t: i for i, t in enumerate(list(tie_order) + [k for k in THOUGHTS if k not in tie_order])}
     produced = sorted((t for t, r in by_thought.items() if r["produced"]), key=lambda t: (rank.get(t, len(rank)), t))
     # Groups are built in tie order, so each group's first member is its earliest thought and, with a stable max,
     # the earliest-created group wins a tie. numbers_equal is tolerant, hence compare with the group's first member.
@@ -78,16 +79,16 @@ def _vote(key, gold, by_thought: dict[str, dict], tie_order: list[str]) -> dict:
         else:
             groups.append([thought])
     if not groups:
-        return _row(key, gold, "vote", None, None, "none_produced", False)
+        return _row(key, gold, VOTE, None, None, "none_produced", False)
     winner = max(groups, key=len)
     rec = by_thought[winner[0]]
-    return _row(key, gold, "vote", "+".join(winner), rec["answer"], rec["reason"], rec["correct"])
+    return _row(key, gold, VOTE, "+".join(winner), rec["answer"], rec["reason"], rec["correct"])
 
 
 def combine(
     scored: list[dict],
-    fallback_orders: list[list[str]] = [DEFAULT_ORDER],
-    vote_tie_order: list[str] = DEFAULT_ORDER,
+    fallback_orders: list[list[str]] = [DEFAULT_FALLBACK],
+    vote_tie_order: list[str] = DEFAULT_FALLBACK,
 ) -> list[dict]:
     """Rows per (dataset, method, question_id) and strategy: each thought alone, then (only when more than one
     thought is present) each fallback order and "vote". Fields: strategy, thought_used, answer, reason, correct."""
@@ -100,7 +101,7 @@ def combine(
     rows = []
     for key, by_thought in groups.items():
         gold = next(iter(by_thought.values()))["gold"]
-        for thought in sorted(by_thought, key=lambda t: (KINDS.index(t) if t in KINDS else len(KINDS), t)):
+        for thought in sorted(by_thought, key=lambda t: (THOUGHTS.index(t) if t in THOUGHTS else len(THOUGHTS), t)):
             rec = by_thought[thought]
             rows.append(_row(key, gold, thought, thought, rec["answer"], rec["reason"], rec["correct"]))
         if len(by_thought) > 1:
@@ -128,7 +129,7 @@ def accuracy_table(combined: list[dict]) -> pd.DataFrame:
             low, high = wilson_ci(int(flags.sum()), len(flags))
             rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": len(flags),
                          "correct": int(flags.sum()), "accuracy": float(flags.mean()), "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
 def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[dict], list[dict], pd.DataFrame]:
@@ -138,22 +139,41 @@ def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[di
     return scored, combined, accuracy_table(combined)
 
 
-def failure_reasons(scored: list[dict]) -> pd.DataFrame:
-    """Counts per method x thought x reason, with each reason's share of that method's outputs of that thought."""
-    columns = ["method", "thought", "reason", "count", "share"]
-    if not scored:
-        return pd.DataFrame(columns=columns)
+def no_answer_table(scored: list[dict]) -> pd.DataFrame:
+    """Per method and thought type: outputs, how many gave no answer (and their share in %), then one column per
+    reason an output gave none (a program that failed, a system without a unique solution, ...), as counts."""
     frame = pd.DataFrame(scored)
-    counts = frame.groupby(["method", "thought", "reason"]).size().rename("count").reset_index()
-    counts["share"] = counts["count"] / counts.groupby(["method", "thought"])["count"].transform("sum")
-    return counts.sort_values(["method", "thought", "count", "reason"], ascending=[True, True, False, True],
-                              ignore_index=True)[columns]
+    if frame.empty:
+        return pd.DataFrame(columns=["outputs", "without answer", "without answer %"])
+    keys = ["method", "thought"]
+    produced = frame["produced"].astype(bool)
+    table = pd.DataFrame({"outputs": frame.groupby(keys).size(),
+                          "without answer": (~produced).groupby([frame[k] for k in keys]).sum()})
+    table["without answer %"] = (100 * table["without answer"] / table["outputs"]).round(1)
+    failed = frame[~produced]
+    if len(failed):
+        reasons = failed.groupby([*keys, "reason"]).size().unstack(fill_value=0)
+        table = table.join(reasons[sorted(reasons.columns, key=lambda r: -reasons[r].sum())]).fillna(0)
+    table = table.astype({c: int for c in table.columns if c != "without answer %"})
+    methods = [m for m in method_order(table.index.get_level_values("method"))]
+    return table.sort_index(level="method", key=lambda level: level.map(methods.index), sort_remaining=True)
 
 
-def examples(combined: list[dict], method: str, correct: bool, k: int = 3, seed: int = 0,
+def examples(scored: list[dict], combined: list[dict], method: str, correct: bool, k: int = 3, seed: int = 0,
              strategy: str | None = None) -> list[dict]:
-    """Up to k rows of `method` (optionally one strategy) that are right (correct=True) or wrong, sampled by seed."""
+    """Up to k rows of `method` (optionally one strategy) that are right (correct=True) or wrong, sampled by seed,
+    each with `output`: what the student wrote in the thought the strategy used."""
     pool = [r for r in combined if r["method"] == method and r["correct"] == correct
             and (strategy is None or r["strategy"] == strategy)]
     picks = np.random.default_rng(seed).choice(len(pool), size=min(k, len(pool)), replace=False)
-    return [pool[i] for i in sorted(picks)]
+    text = {(o["dataset"], o["method"], o["question_id"], o["thought"]): o.get("raw_output", o["output"])
+            for o in scored}
+    chosen = []
+    for row in (pool[i] for i in sorted(picks)):
+        # the thought whose answer was taken; when none gave one, the first the strategy tried
+        tried = (row["thought_used"].split("+") if row["thought_used"] else
+                 row["strategy"].removeprefix("fallback:").split(">") + list(THOUGHTS))
+        thought = next((t for t in tried if (row["dataset"], method, row["question_id"], t) in text), None)
+        output = text.get((row["dataset"], method, row["question_id"], thought))
+        chosen.append({**row, "thought": thought, "output": output})
+    return chosen

@@ -12,7 +12,8 @@ import contextlib
 import inspect
 
 import torch
-from tqdm.auto import tqdm
+
+from eotd import console
 
 
 def bf16_supported() -> bool:
@@ -109,7 +110,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, ba
     outputs: list[str | None] = [None] * len(prompts)
     seq2seq = model.config.is_encoder_decoder
     compact, stop = _compacts(model), stop_ids(model, tokenizer)
-    bar = tqdm(total=len(prompts), desc=desc, disable=not progress)
+    bar = console.bar(total=len(prompts), desc=desc, disable=not progress)
     for chunk in plan:
         inputs = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
         with torch.inference_mode(), autocast(model, bf16):

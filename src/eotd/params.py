@@ -1,7 +1,8 @@
 """One params file per run (params/<name>.yaml), loaded and validated here.
 
 Every key is a field of `Params`; an unknown key or a value of the wrong type is an error naming the key and the file.
-The notebooks' `parameters` cells use the same names, and papermill feeds them with `-f params/<name>.yaml`.
+A stage notebook's `parameters` cell names the file (`name = "default"`) and may list explicit `overrides`;
+`for_notebook` loads and validates both, and papermill sets them with `-p name smoke`.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from eotd import paths
+from eotd import paths, protocol
 
 
 class ParamsError(ValueError):
@@ -25,7 +26,7 @@ class Params:
     name: str  # results go to results/<name>/; defaults to the file's stem
     seed: int = 0
     data_dir: str | None = None  # local benchmark copy; None = EOTD_DATA_DIR, else the HF hub
-    thought_types: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])
+    thought_types: list[str] = field(default_factory=lambda: list(protocol.THOUGHTS))
     # data synthesis (01)
     train_dataset: str = "gsm_symbolic"  # "gsm_symbolic" (reasoning-gym, offline) or a loader name like "gsm8k_train"
     train_questions: int | None = None  # a seeded sample of this many training questions; None = all
@@ -47,7 +48,7 @@ class Params:
     budget_usd: float | None = None  # stop cleanly before the run would spend more
     # students (03): any hub id / folder, causal or seq2seq; "smollm2-135m-gguf" = the embedded default
     student: str = "smollm2-135m-gguf"
-    methods: list[str] = field(default_factory=lambda: ["CoTD", "PoTD", "EoTD", "ETD"])
+    methods: list[str] = field(default_factory=lambda: list(protocol.METHODS))
     etd_data: str = "union"  # "union": every verified rationale of every type (the paper); "one_per_question": ETD
     # sees each question once, types dealt round-robin: the same training budget as CoTD/PoTD/EoTD
     epochs: float = 1.0
@@ -77,9 +78,9 @@ class Params:
     student_concurrency: int = 8
     evaluate_base: bool = True  # the untrained student, few-shot prompted, as the baseline
     base_shots: int = 4
-    base_thoughts: list[str] = field(default_factory=lambda: ["cot", "pot", "eot"])  # the baseline's prompts
-    fallback_orders: list[list[str]] = field(default_factory=lambda: [["pot", "eot", "cot"]])
-    vote_tie_order: list[str] = field(default_factory=lambda: ["pot", "eot", "cot"])
+    base_thoughts: list[str] = field(default_factory=lambda: list(protocol.THOUGHTS))  # the baseline's prompts
+    fallback_orders: list[list[str]] = field(default_factory=lambda: [list(protocol.DEFAULT_FALLBACK)])
+    vote_tie_order: list[str] = field(default_factory=lambda: list(protocol.DEFAULT_FALLBACK))
     # ablations (05): sizes come from the tier; the default runs a reduced grid that fits its hour
     ablation_thought_mixes: bool = True  # all 7 non-empty subsets of {cot, pot, eot}
     ablation_sizes: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])  # fractions of the verified data
@@ -116,13 +117,14 @@ def _matches(value, hint) -> bool:
 
 def _choices() -> dict[str, tuple]:
     """The allowed values of the keys that name things (lists are checked item by item)."""
-    from eotd import data, evalsets, formats
+    from eotd import data, evalsets
 
     sets = tuple(evalsets.GSM_SYMBOLIC) + tuple(data.DATASETS)
-    return {"thought_types": tuple(formats.TRIGGERS), "methods": tuple(formats.METHODS), "eval_sets": sets,
-            "ablation_eval_sets": sets, "eval_limits": sets, "ablation_size_methods": tuple(formats.METHODS),
-            "ablation_style_methods": ("PoTD", "EoTD"), "fallback_orders": tuple(formats.TRIGGERS),
-            "vote_tie_order": tuple(formats.TRIGGERS), "base_thoughts": tuple(formats.TRIGGERS), "etd_data": ("union", "one_per_question"),
+    thoughts, methods = protocol.THOUGHTS, tuple(protocol.METHODS)
+    return {"thought_types": thoughts, "methods": methods, "eval_sets": sets,
+            "ablation_eval_sets": sets, "eval_limits": sets, "ablation_size_methods": methods,
+            "ablation_style_methods": ("PoTD", "EoTD"), "fallback_orders": thoughts,
+            "vote_tie_order": thoughts, "base_thoughts": thoughts, "etd_data": ("union", "one_per_question"),
             "gsm_symbolic_split": ("template", "instance"), "teacher": ("annotation", "openai", "transformers"),
             "mixed_precision": ("auto", "bf16", "fp16", "no"),
             "train_dataset": ("gsm_symbolic",) + tuple(data.DATASETS)}
@@ -178,11 +180,18 @@ def validate(raw: dict, source: str) -> Params:
     return p
 
 
-def load(path: str | Path) -> Params:
-    """Load params/<name>.yaml (absolute, relative to the cwd, or relative to the project root)."""
-    path = Path(path)
+def locate(path: str | Path) -> Path:
+    """A params file's absolute path: as given when absolute, else relative to the cwd if it is there, else to the
+    project root."""
+    path = Path(path).expanduser()
     if not path.is_absolute() and not path.exists():
         path = paths.ROOT / path
+    return path.resolve()
+
+
+def load(path: str | Path) -> Params:
+    """Load params/<name>.yaml (absolute, relative to the cwd, or relative to the project root)."""
+    path = locate(path)
     if not path.exists():
         raise ParamsError(f"{path}: no such params file; see {paths.PARAMS} for the tiers")
     try:
@@ -197,6 +206,22 @@ def load(path: str | Path) -> Params:
     return validate(raw, str(path))
 
 
-def from_namespace(namespace: dict, source: str = "the notebook's parameters cell") -> Params:
-    """Params from a notebook's globals after papermill injected them (only the names Params knows are read)."""
-    return validate({k: namespace[k] for k in typing.get_type_hints(Params) if k in namespace}, source)
+def source(name: str) -> Path:
+    """The params file a run name stands for: params/<name>.yaml, or `name` itself when it is a YAML path."""
+    return locate(name) if str(name).endswith((".yaml", ".yml")) else paths.PARAMS / f"{name}.yaml"
+
+
+def for_notebook(name: str, overrides: dict | None = None) -> Params:
+    """A stage notebook's params: params/<name>.yaml (or the params file at the path `name`), with `overrides` on top,
+    validated like the file. A notebook run top to bottom in JupyterLab therefore uses exactly what `make study`
+    uses for that tier, and any difference is spelled out in `overrides`."""
+    path = source(name)
+    p = load(path)
+    if not overrides:
+        return p
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"overrides must be a mapping of key: value, got {type(overrides).__name__}")
+    if overrides.get("name", p.name) != p.name:
+        raise ParamsError(f"overrides cannot rename the run ({overrides['name']!r}): results/{p.name}/ belongs to "
+                          f"{path}; write a params file for a new run instead")
+    return validate({**p.to_dict(), **overrides}, f"{path} with overrides {sorted(overrides)}")

@@ -57,3 +57,19 @@ def project_path(path: str | Path) -> Path:
     """A path from a params file: absolute as given, relative ones against the project root (not the cwd)."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else ROOT / path
+
+
+def relative(path: str | Path) -> str:
+    """How result files and rendered notebooks name a path, never as this machine's absolute path: relative to the
+    project root (`.cache/students/...`, `../shared/data` beside it), or under the variable that placed it
+    (`$EOTD_CACHE_DIR/...`) when an override points elsewhere; anything else by its name alone."""
+    path = Path(path).expanduser().resolve()
+    if path.is_relative_to(ROOT):
+        return path.relative_to(ROOT).as_posix()
+    if ROOT.parent != ROOT.parent.parent and path.is_relative_to(ROOT.parent):  # a sibling folder: ../shared/data
+        return "../" + path.relative_to(ROOT.parent).as_posix()
+    for name in ("EOTD_CACHE_DIR", "EOTD_RESULTS_DIR", "EOTD_DATA_DIR"):
+        value = os.environ.get(name)
+        if value and path.is_relative_to(base := Path(value).expanduser().resolve()):
+            return "/".join(["$" + name, *path.relative_to(base).parts])
+    return path.name

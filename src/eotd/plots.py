@@ -35,13 +35,11 @@ def verdicts(per_type: dict[str, dict], title: str) -> plt.Figure:
 import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
+from eotd.protocol import ACCURACY_COLUMNS, THOUGHT_MIXES, THOUGHTS  # noqa: E402
 from eotd.report import (  # noqa: E402
-    ACC_COLUMNS, headline, headline_strategies, is_headline, method_order, require_columns, run_params, setting_line,
+    ablation_headline, headline, headline_strategies, is_headline, method_order, require_columns, run_params,
+    setting_line,
 )
-
-ABLATION_COLUMNS = ["ablation", "variant", "train_examples", "dataset", "strategy", "accuracy", "ci_low", "ci_high"]
-THOUGHT_MIXES = ["cot", "pot", "eot", "cot+pot", "cot+eot", "pot+eot", "cot+pot+eot"]
-PREFERRED_FALLBACK = "fallback:pot>eot>cot"
 
 
 def _percent_axis(ax) -> None:
@@ -85,13 +83,13 @@ def accuracy_by_method(acc: pd.DataFrame, strategy_for: dict[str, str] | None = 
 
 def etd_strategies(acc: pd.DataFrame) -> plt.Figure:
     """ETD's accuracy under every strategy (each trigger, fallbacks, vote) per headline dataset, with CIs."""
-    require_columns(acc, ACC_COLUMNS, "accuracy.csv")
+    require_columns(acc, ACCURACY_COLUMNS, "accuracy.csv")
     rows = acc[(acc["method"] == "ETD") & acc["dataset"].map(is_headline)]
     if rows.empty:
         raise ValueError("accuracy.csv has no rows with method == 'ETD' on a headline dataset")
     datasets = list(dict.fromkeys(rows["dataset"]))
     present = set(rows["strategy"])
-    strategies = [s for s in ["cot", "pot", "eot"] if s in present] + sorted(present - {"cot", "pot", "eot"})
+    strategies = [s for s in THOUGHTS if s in present] + sorted(present - set(THOUGHTS))
     fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(datasets)) + 3, 4))  # + room for the legend
     sns.pointplot(data=rows, x="dataset", y="accuracy", hue="strategy", order=datasets, hue_order=strategies,
                   errorbar=None, dodge=0.4, linestyle="none", ax=ax)
@@ -111,41 +109,11 @@ def etd_strategies(acc: pd.DataFrame) -> plt.Figure:
 
 
 def _ablation(ablation: pd.DataFrame, name: str) -> pd.DataFrame:
-    require_columns(ablation, ABLATION_COLUMNS, "ablation_accuracy.csv")
-    rows = ablation[(ablation["ablation"] == name) & ablation["dataset"].map(is_headline)].copy()
+    rows = ablation_headline(ablation)
+    rows = rows[rows["ablation"] == name].copy()
     if rows.empty:
         raise ValueError(f"ablation_accuracy.csv has no rows with ablation == {name!r}")
     return rows
-
-
-def _pick_strategy(strategies: set[str], thoughts: list[str]) -> str | None:
-    """The strategy a variant is read at: its one trigger, else pot>eot>cot fallback, else any fallback, else vote."""
-    if len(thoughts) == 1 and thoughts[0] in strategies:
-        return thoughts[0]
-    if PREFERRED_FALLBACK in strategies:
-        return PREFERRED_FALLBACK
-    fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
-    if fallbacks:
-        return fallbacks[0]
-    if "vote" in strategies:
-        return "vote"
-    return next(iter(sorted(strategies))) if len(strategies) == 1 else None
-
-
-def _one_strategy(rows: pd.DataFrame, keys: list[str], thoughts_of) -> pd.DataFrame:
-    """One row per `keys` group, at the strategy _pick_strategy chooses for it."""
-    picked = []
-    for key, group in rows.groupby(keys, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        strategy = _pick_strategy(set(group["strategy"]), thoughts_of(dict(zip(keys, key))))
-        if strategy is None:
-            raise ValueError(f"ablation_accuracy.csv: no usable strategy for {dict(zip(keys, key))} "
-                             f"among {sorted(set(group['strategy']))}")
-        hit = group[group["strategy"] == strategy]
-        if len(hit) > 1:
-            raise ValueError(f"ablation_accuracy.csv: {len(hit)} rows for {dict(zip(keys, key))} at {strategy!r}")
-        picked.append(hit)
-    return pd.concat(picked, ignore_index=True)
 
 
 def _size_method(variant: str) -> str:
@@ -159,12 +127,11 @@ def data_size_curves(ablation: pd.DataFrame) -> plt.Figure:
     rows = _ablation(ablation, "data_size")
     if rows["train_examples"].isna().any():
         raise ValueError("ablation_accuracy.csv: data_size rows need a train_examples value for the x axis")
-    if "method" not in rows.columns or rows["method"].isna().all():
+    if "method" in rows.columns and rows["method"].notna().all():  # the student label: "ETD:25%" is an ETD point
+        rows["method"] = rows["method"].astype(str).str.split(":").str[0]
+    else:
         rows["method"] = rows["variant"].map(_size_method)
     rows["train_examples"] = rows["train_examples"].astype(float)
-    # Single-thought methods are read at their trigger; ETD-like rows (several strategies) at the fallback chain.
-    trigger = {"CoTD": ["cot"], "PoTD": ["pot"], "EoTD": ["eot"]}
-    rows = _one_strategy(rows, ["method", "dataset", "train_examples"], lambda k: trigger.get(k["method"], []))
     datasets = list(dict.fromkeys(rows["dataset"]))
     methods = method_order(rows["method"])
     palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
@@ -189,8 +156,6 @@ def data_size_curves(ablation: pd.DataFrame) -> plt.Figure:
 def rationale_style(ablation: pd.DataFrame) -> plt.Figure:
     """Accuracy of each method trained on executor-style vs commented rationales (same questions), per dataset."""
     rows = _ablation(ablation, "rationale_style")
-    trigger = {"PoTD": ["pot"], "EoTD": ["eot"], "CoTD": ["cot"]}
-    rows = _one_strategy(rows, ["variant", "dataset"], lambda k: trigger.get(k["variant"].split()[0], []))
     rows["style"] = rows["variant"].str.split().str[-1]
     rows["method"] = rows["variant"].str.split().str[0]
     datasets = list(dict.fromkeys(rows["dataset"]))
@@ -214,18 +179,12 @@ def rationale_style(ablation: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _canonical_mix(variant: str) -> str:
-    parts = [p.strip().lower() for p in str(variant).replace(",", "+").split("+") if p.strip()]
-    return "+".join(sorted(parts, key=lambda p: ["cot", "pot", "eot"].index(p) if p in ("cot", "pot", "eot") else 9))
-
-
 def thought_mix_heatmap(ablation: pd.DataFrame) -> plt.Figure:
     """Accuracy of each thought-type subset (rows) on each dataset (columns), annotated in percent."""
     rows = _ablation(ablation, "thought_mix")
-    rows["variant"] = rows["variant"].map(_canonical_mix)
-    rows = _one_strategy(rows, ["variant", "dataset"], lambda k: k["variant"].split("+"))
     grid = rows.pivot(index="variant", columns="dataset", values="accuracy")
-    order = [v for v in THOUGHT_MIXES if v in grid.index] + sorted(set(grid.index) - set(THOUGHT_MIXES))
+    mixes = ["+".join(mix) for mix in THOUGHT_MIXES]
+    order = [v for v in mixes if v in grid.index] + sorted(set(grid.index) - set(mixes))
     grid = grid.loc[order, list(dict.fromkeys(rows["dataset"]))]
     fig, ax = plt.subplots(figsize=(1.6 * grid.shape[1] + 2.5, 0.5 * grid.shape[0] + 1.5))
     sns.heatmap(grid, annot=True, fmt=".1%", cmap="viridis", vmin=0, vmax=1, ax=ax,

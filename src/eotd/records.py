@@ -1,4 +1,5 @@
-"""JSONL in and out: every written file appears whole or not at all (write to a temp file, then rename)."""
+"""JSONL in and out: every written file appears whole or not at all (write to a temp file, then rename). A path in a
+written record is written as `paths.relative` names it, never as this machine's absolute path."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterable
+
+from eotd import paths
 
 
 class RecordError(ValueError):
@@ -63,9 +66,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def _plain(value) -> str:
+    return paths.relative(value) if isinstance(value, Path) else str(value)
+
+
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
-    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows))
+    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False, default=_plain) + "\n" for row in rows))
 
 
 def write_json(path: str | Path, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_plain) + "\n")

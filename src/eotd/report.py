@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from eotd.protocol import (ACCURACY_COLUMNS, BASELINE, HEADLINE_STRATEGY, METHOD_ORDER, METHODS, OVERLAP_SUFFIX,
+                           THOUGHTS, VOTE)
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-ACC_COLUMNS = ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
-METHOD_ORDER = ["base", "CoTD", "PoTD", "EoTD", "ETD"]
-SINGLE = ["cot", "pot", "eot"]
-# Each distilled model is scored with the trigger it was trained on; ETD with the fallback chain of paper §4's
-# candidate (b). The paper's own ETD rule is unknown, so this is our choice, and callers can override it.
-DEFAULT_STRATEGY = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": "fallback:pot>eot>cot"}
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
@@ -30,7 +27,7 @@ def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> Non
 
 def is_headline(dataset: str) -> bool:
     """`*_overlap` rows are the items removed by decontamination: reported apart, never in the headline."""
-    return not str(dataset).endswith("_overlap")
+    return not str(dataset).endswith(OVERLAP_SUFFIX)
 
 
 def method_order(methods) -> list[str]:
@@ -40,29 +37,29 @@ def method_order(methods) -> list[str]:
 
 def _fallback_choice(strategies: list[str]) -> str | None:
     fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
-    if DEFAULT_STRATEGY["ETD"] in fallbacks:
-        return DEFAULT_STRATEGY["ETD"]
-    return fallbacks[0] if fallbacks else ("vote" if "vote" in strategies else None)
+    if HEADLINE_STRATEGY["ETD"] in fallbacks:
+        return HEADLINE_STRATEGY["ETD"]
+    return fallbacks[0] if fallbacks else (VOTE if VOTE in strategies else None)
 
 
 def headline_strategies(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> dict[str, str]:
     """One strategy per method: `strategy_for` first, then the trained trigger (CoTD/PoTD/EoTD), ETD's fallback chain
     (else another fallback, else vote), and for base (or an unknown method) its best single strategy by pooled accuracy
     over the headline datasets all candidates share, which favours the baseline (chosen on the test sets)."""
-    require_columns(acc, ACC_COLUMNS, "accuracy.csv")
+    require_columns(acc, ACCURACY_COLUMNS, "accuracy.csv")
     strategy_for = strategy_for or {}
     chosen = {}
     headline = acc[acc["dataset"].map(is_headline)]
     for method in method_order(acc["method"]):
         rows = headline[headline["method"] == method]
         present = sorted(rows["strategy"].unique())
-        pick = strategy_for.get(method) or DEFAULT_STRATEGY.get(method)
+        pick = strategy_for.get(method) or HEADLINE_STRATEGY.get(method)
         if method == "ETD" and pick not in present and method not in strategy_for:
             pick = _fallback_choice(present)
         if pick not in present:
             if method in strategy_for:
                 raise ValueError(f"accuracy.csv has no strategy {pick!r} for method {method!r}; it has {present}")
-            singles = rows[rows["strategy"].isin(SINGLE)] if rows["strategy"].isin(SINGLE).any() else rows
+            singles = rows[rows["strategy"].isin(THOUGHTS)] if rows["strategy"].isin(THOUGHTS).any() else rows
             if singles.empty:
                 continue
             # Compare on the datasets every candidate was scored on, pooled over questions.
@@ -83,6 +80,75 @@ def headline(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> p
     return acc[keep].reset_index(drop=True)
 
 
+def strategy_pivot(acc: pd.DataFrame, method: str) -> pd.DataFrame:
+    """One method under every strategy it was scored with: headline datasets x strategies (single thoughts first),
+    cells `accuracy% [95 % CI]`."""
+    rows = acc[(acc["method"] == method) & acc["dataset"].map(is_headline)]
+    strategies = [s for s in THOUGHTS if s in set(rows["strategy"])] + sorted(set(rows["strategy"]) - set(THOUGHTS))
+    table = rows.assign(cell=rows.apply(interval, axis=1)).pivot(index="dataset", columns="strategy", values="cell")
+    return table.reindex(columns=strategies)
+
+
+ABLATION_COLUMNS = ["ablation", "variant", "train_examples", "dataset", "strategy", "accuracy", "ci_low", "ci_high"]
+
+
+def canonical_mix(variant: str) -> str:
+    """A thought-mix variant in the protocol's order, whatever order the file wrote: "eot+cot" -> "cot+eot"."""
+    parts = [p.strip().lower() for p in str(variant).replace(",", "+").split("+") if p.strip()]
+    return "+".join(sorted(parts, key=lambda p: THOUGHTS.index(p) if p in THOUGHTS else len(THOUGHTS)))
+
+
+def pick_strategy(strategies: set[str], thoughts: list[str]) -> str | None:
+    """The strategy a student is read at: its one trigger, else ETD's headline fallback, else any fallback, else
+    vote, else the only strategy there is."""
+    if len(thoughts) == 1 and thoughts[0] in strategies:
+        return thoughts[0]
+    if HEADLINE_STRATEGY["ETD"] in strategies:
+        return HEADLINE_STRATEGY["ETD"]
+    fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
+    if fallbacks:
+        return fallbacks[0]
+    if VOTE in strategies:
+        return VOTE
+    return next(iter(sorted(strategies))) if len(strategies) == 1 else None
+
+
+def _variant_thoughts(ablation: str, variant: str) -> list[str]:
+    """The thought types a variant's student was trained on: a mix's own, else its method's ("ETD 25%" -> ETD)."""
+    if ablation == "thought_mix":
+        return variant.split("+")
+    return list(METHODS.get(str(variant).split()[0], ()))
+
+
+def ablation_headline(ablation: pd.DataFrame) -> pd.DataFrame:
+    """One row of ablation_accuracy.csv per ablation, variant and headline dataset: the variant at its strategy
+    (pick_strategy); thought-mix variants named canonically."""
+    require_columns(ablation, ABLATION_COLUMNS, "ablation_accuracy.csv")
+    rows = ablation[ablation["dataset"].map(is_headline)].copy()
+    mixes = rows["ablation"] == "thought_mix"
+    rows.loc[mixes, "variant"] = rows.loc[mixes, "variant"].map(canonical_mix)
+    picked = []
+    for (name, variant, dataset), group in rows.groupby(["ablation", "variant", "dataset"], sort=False):
+        where = f"ablation_accuracy.csv: {name} {variant!r} on {dataset}"
+        strategy = pick_strategy(set(group["strategy"]), _variant_thoughts(name, variant))
+        if strategy is None:
+            raise ValueError(f"{where}: no usable strategy among {sorted(set(group['strategy']))}")
+        hit = group[group["strategy"] == strategy]
+        if len(hit) > 1:
+            raise ValueError(f"{where}: {len(hit)} rows at {strategy!r}")
+        picked.append(hit)
+    return pd.concat(picked, ignore_index=True) if picked else rows
+
+
+def ablation_pivot(ablation: pd.DataFrame) -> pd.DataFrame:
+    """The ablation table compactly: one row per ablation and variant (with its training examples), one column per
+    headline dataset, cells `accuracy% [95 % CI]` at the variant's strategy."""
+    rows = ablation_headline(ablation)
+    rows = rows.assign(cell=rows.apply(interval, axis=1))
+    return rows.pivot_table(index=["ablation", "variant", "train_examples"], columns="dataset", values="cell",
+                            aggfunc="first", sort=False)
+
+
 def tiers(results_root: Path) -> list[Path]:
     """results/<tier>/ folders holding an accuracy.csv: default first, then the others by name."""
     root = Path(results_root)
@@ -94,8 +160,24 @@ def _pct(x: float) -> str:
     return "–" if pd.isna(x) else f"{100 * x:.1f}"
 
 
-def _cell(row: pd.Series) -> str:
+def interval(row) -> str:
+    """An accuracy row as `52.0% [45.1–58.8]` (accuracy and its 95 % Wilson interval, in percent)."""
     return f"{_pct(row['accuracy'])}% [{_pct(row['ci_low'])}–{_pct(row['ci_high'])}]"
+
+
+def headline_pivot(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> pd.DataFrame:
+    """The headline table: one row per dataset (no `_overlap`), its n, and one column per method at its headline
+    strategy (columns named `method (strategy)`), each cell `accuracy% [95 % CI]`."""
+    chosen = headline_strategies(acc, strategy_for)
+    rows = headline(acc, strategy_for)
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    table = pd.DataFrame(index=pd.Index(datasets, name="dataset"))
+    table["n"] = [("/".join(str(n) for n in sorted(set(rows.loc[rows["dataset"] == d, "n"].astype(int)))))
+                  for d in datasets]
+    for method in method_order(rows["method"]):
+        part = rows[rows["method"] == method].set_index("dataset")
+        table[f"{method} ({chosen[method]})"] = [interval(part.loc[d]) if d in part.index else "—" for d in datasets]
+    return table
 
 
 def _read_json(path: Path) -> dict:
@@ -128,29 +210,22 @@ def tier_markdown(tier_dir: Path) -> str:
     """One tier: its setting line, the headline table (dataset rows x method columns) and the notes."""
     tier_dir = Path(tier_dir)
     acc = pd.read_csv(tier_dir / "accuracy.csv")
-    require_columns(acc, ACC_COLUMNS, str(tier_dir / "accuracy.csv"))
+    require_columns(acc, ACCURACY_COLUMNS, str(tier_dir / "accuracy.csv"))
     params = run_params(_read_json(tier_dir / "run.json"))
     summary = _read_json(tier_dir / "synthesis_summary.json")
     chosen = headline_strategies(acc)
-    rows = headline(acc)
-    methods = method_order(rows["method"])
-    datasets = list(dict.fromkeys(rows["dataset"]))
-    header = ["dataset", "n"] + [f"{m} (`{chosen[m]}`)" for m in methods]
+    table = headline_pivot(acc)
+    methods = list(table.columns[1:])
+    header = ["dataset", "n"] + [column.replace("(", "(`").replace(")", "`)") for column in methods]
     lines = [f"### `{tier_dir.name}`", "", f"Setting: {setting_line(params, summary)}.", "",
              "| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(methods)) + "|"]
-    for dataset in datasets:
-        part = rows[rows["dataset"] == dataset]
-        ns = sorted(set(int(n) for n in part["n"]))
-        cells = [f"`{dataset}`", "/".join(str(n) for n in ns)]
-        for method in methods:
-            hit = part[part["method"] == method]
-            cells.append(_cell(hit.iloc[0]) if len(hit) else "—")
-        lines.append("| " + " | ".join(cells) + " |")
+    for dataset, row in table.iterrows():
+        lines.append("| " + " | ".join([f"`{dataset}`", *row]) + " |")
     overlap = acc[~acc["dataset"].map(is_headline)]
     notes = ["", "- Cells: accuracy % [95 % Wilson interval] from `accuracy.csv`; n = questions per dataset "
              "(several values when methods differ)."]
-    if "base" in chosen:
-        notes.append(f"- `base` is shown at its best single strategy on these test sets (`{chosen['base']}`), "
+    if BASELINE in chosen:
+        notes.append(f"- `{BASELINE}` is shown at its best single strategy on these test sets (`{chosen[BASELINE]}`), "
                      "which favours the baseline.")
     if len(overlap):
         sizes = ", ".join(f"`{d}` (n={int(g['n'].max())})" for d, g in overlap.groupby("dataset", sort=True))

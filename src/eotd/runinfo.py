@@ -58,9 +58,9 @@ def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iter
         "params": params.to_dict(),
         "seed": params.seed,
         "git_commit": git_commit(),
-        "data_dir": os.environ.get("EOTD_DATA_DIR"),  # None: benchmark sets came from the HF hub
+        "data_dir": paths.relative(os.environ["EOTD_DATA_DIR"]) if os.environ.get("EOTD_DATA_DIR") else None,  # None: the HF hub
         "versions": versions(),
-        "inputs": {str(p): file_hash(p) for p in inputs},
+        "inputs": {paths.relative(p): file_hash(p) for p in inputs},
         **extra,
     }
     return write_json(path, {"params_name": params.name, "stages": stages})

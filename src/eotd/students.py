@@ -10,15 +10,13 @@ import random
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
-from eotd import formats, infer, models, paths, prompts, records
+from eotd import console, infer, models, paths, prompts, protocol, records
 from eotd.data import Problem
 from eotd.params import Params
 from eotd.served import generate as served_generate
 from eotd.train import TrainConfig, TrainResult, data_hash, train
 
-SPLIT_OF = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": "etd"}
 CACHE_CHUNK = 256  # generations between cache writes
 
 
@@ -31,6 +29,11 @@ def train_config(p: Params) -> TrainConfig:
 def student_dir(p: Params, label: str) -> Path:
     """Checkpoints and the final folder of one trained student (model cache, never git)."""
     return paths.cache_dir("students") / p.name / label.replace(":", "_").replace("+", "_").replace("%", "pct")
+
+
+def final_dir(p: Params, label: str) -> Path:
+    """The trained student's transformers folder (what evaluation loads)."""
+    return student_dir(p, label) / protocol.FINAL_DIR
 
 
 def fit(p: Params, label: str, rows: list[dict], progress: bool = True) -> TrainResult:
@@ -52,7 +55,7 @@ def one_type_per_question(rows: list[dict], seed: int) -> list[dict]:
         by_question.setdefault(row["question_id"], {}).setdefault(row["thought"], row)
     order = sorted(by_question)
     random.Random(f"etd-{seed}").shuffle(order)
-    thoughts = list(formats.TRIGGERS)
+    thoughts = list(protocol.THOUGHTS)
     chosen = set()
     for k, qid in enumerate(order):
         have = by_question[qid]
@@ -65,7 +68,7 @@ def one_type_per_question(rows: list[dict], seed: int) -> list[dict]:
 def training_rows(p: Params, splits, method: str) -> list[dict]:
     """A method's training data: its type's split; ETD's is the union of all types (the paper) or, with
     etd_data: one_per_question, one rationale per question (the same budget as a single-format method)."""
-    rows = list(splits[SPLIT_OF[method]])
+    rows = list(splits[protocol.TRAIN_SPLIT[method]])
     if method == "ETD" and p.etd_data == "one_per_question":
         rows = one_type_per_question(rows, p.seed)
     return rows
@@ -80,9 +83,19 @@ def losses_frame(results: dict[str, TrainResult]) -> pd.DataFrame:
     return pd.DataFrame([{"method": label, **row} for label, r in results.items() for row in r.losses])
 
 
+def training_figures(results: dict[str, TrainResult]) -> pd.DataFrame:
+    """One row per student: optimizer steps, tokens, seconds, tokens/s, whether an earlier run's student was reused,
+    the last step's loss and the trained folder."""
+    return pd.DataFrame({label: {
+        "steps": r.steps, "train tokens": r.train_tokens, "seconds": round(r.seconds),
+        "tokens/s": round(r.train_tokens / r.seconds) if r.seconds else None, "reused": r.skipped,
+        "final loss": r.losses[-1]["loss"] if r.losses else None, "folder": paths.relative(r.path),
+    } for label, r in results.items()}).T
+
+
 def write_model_card(folder: Path, p: Params, label: str, rows: list[dict], result: TrainResult) -> Path:
     """README.md of a trained student: base model, method, params and training-data hash (accuracy added by 04)."""
-    thoughts = formats.METHODS.get(label, sorted({r["thought"] for r in rows}))
+    thoughts = protocol.METHODS.get(label, sorted({r["thought"] for r in rows}))
     lines = [
         "---", "library_name: transformers", "tags: [math-reasoning, distillation, eotd]", "---",
         f"# {label} student distilled from `{p.student}`", "",
@@ -102,7 +115,7 @@ def update_model_cards(p: Params, accuracy: pd.DataFrame) -> list[Path]:
     """Put (or replace) each trained student's evaluation table in its model card."""
     updated = []
     for method in p.methods:
-        card = student_dir(p, method) / "final" / "README.md"
+        card = final_dir(p, method) / "README.md"
         if not card.exists():
             continue
         head = card.read_text().split("\n## Evaluation\n")[0].rstrip("\n")
@@ -114,7 +127,7 @@ def update_model_cards(p: Params, accuracy: pd.DataFrame) -> list[Path]:
 
 def _prompt(tokenizer, problem: Problem, thought: str, few_shot: int | None) -> str:
     if few_shot is None:
-        return formats.student_input(problem.question, thought)
+        return protocol.student_input(problem.question, thought)
     return prompts.for_model(tokenizer, thought, problem.question, few_shot)
 
 
@@ -126,7 +139,7 @@ def generation_budget(p: Params, splits) -> dict[str, int]:
 
     tokenizer = AutoTokenizer.from_pretrained(models.resolve(p.student))
     budget = {}
-    for thought in formats.TRIGGERS:
+    for thought in protocol.THOUGHTS:
         rows = [r["rationale"] for r in splits["etd"] if r["thought"] == thought] if "etd" in splits else []
         lengths = tokenizer(rows, add_special_tokens=False)["input_ids"] if rows else []
         longest = max((len(ids) for ids in lengths), default=0)
@@ -159,7 +172,7 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
             model, tokenizer = models.load_for_inference(model_path)
         texts = {item: _prompt(tokenizer, item[1], item[2], few_shot) for item in todo}
         todo.sort(key=lambda item: (item[2], -len(texts[item])))  # one budget per thought, similar lengths together
-        bar = tqdm(total=len(todo), desc=f"generate {label}", disable=not progress)
+        bar = console.bar(total=len(todo), desc=f"generate {label}", disable=not progress)
         for start in range(0, len(todo), CACHE_CHUNK):
             chunk = todo[start:start + CACHE_CHUNK]
             for thought in dict.fromkeys(t for _, _, t in chunk):
@@ -180,9 +193,22 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
     return [done[(name, pr.id, t)] for name, problems in sets.items() for pr in problems for t in thoughts]
 
 
+def predict_methods(p: Params, sets: dict[str, list[Problem]], max_new_tokens: dict[str, int]) -> list[dict]:
+    """The outputs of the untrained baseline (when p.evaluate_base: its chat template, base_shots exemplars, each of
+    base_thoughts) and of every trained method's student in its own thought types, on every set."""
+    outputs = []
+    if p.evaluate_base:
+        outputs += predict(p, protocol.BASELINE, models.resolve(p.student), sets, tuple(p.base_thoughts),
+                           few_shot=p.base_shots, max_new_tokens=max_new_tokens)
+    for method in p.methods:
+        outputs += predict(p, method, str(final_dir(p, method)), sets, protocol.METHODS[method],
+                           max_new_tokens=max_new_tokens)
+    return outputs
+
+
 def _fingerprint(model_path: str) -> str:
     """What identifies the weights: a trained student's done.json, else the name itself."""
-    done = Path(model_path).parent / "done.json"
+    done = Path(model_path).parent / protocol.DONE_FILE
     return hashlib.sha256(done.read_bytes()).hexdigest()[:16] if done.exists() else model_path
 
 
@@ -202,7 +228,8 @@ def main() -> None:
     results = train_methods(p, synthesis.load_train_splits(p))
     if PartialState().is_main_process:
         for method, result in results.items():
-            print(f"{method}: {result.path} ({'reused' if result.skipped else f'{result.steps} steps'})")
+            how = "reused" if result.skipped else f"{result.steps} steps"
+            print(f"{method}: {paths.relative(result.path)} ({how})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Run the numbered notebooks in order with papermill: `python -m eotd.study params/X.yaml` (what `make study` does).
 
-Each rendered notebook goes to results/<name>/NN_stage.ipynb beside that stage's outputs. A stage whose notebook,
+Each rendered notebook goes to results/<name>/NN_stage.ipynb beside that stage's outputs, and a full run ends with
+results/<name>/report.html (eotd.html_report). A stage whose notebook,
 params, package code and upstream stages are unchanged since its last successful run is reused, not re-executed (and
 inside a stage, teacher calls, trained students and generations are cached too). A failing stage stops the run; its
 rendered notebook (with the traceback) is kept and its path printed.
@@ -15,9 +16,10 @@ import os
 import sys
 from pathlib import Path
 
+import nbformat
 import papermill
 
-from eotd import params, paths, records
+from eotd import html_report, params, paths, records
 
 STATE = "stages.json"
 
@@ -48,6 +50,26 @@ def stage_key(notebook: Path, p: params.Params, upstream: str, code: str) -> str
     material = [notebook.read_bytes().hex(), json.dumps(p.to_dict(), sort_keys=True), upstream, code,
                 os.environ.get("EOTD_DATA_DIR", "")]
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()
+
+
+def notebook_parameters(params_file: str | Path, p: params.Params) -> dict:
+    """What papermill passes to each notebook: the run's name when its file is params/<name>.yaml, else the file's
+    path; the notebook loads and validates the rest itself (params.for_notebook)."""
+    path = params.locate(params_file)
+    return {"name": p.name if params.source(p.name).resolve() == path else str(path)}
+
+
+def _relative_metadata(rendered: Path) -> None:
+    """papermill records the notebook paths it was given; keep them relative to the project (no machine paths)."""
+    nb = nbformat.read(rendered, as_version=nbformat.NO_CONVERT)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = paths.relative(meta[key])
+    parameters = meta.get("parameters", {})
+    if str(parameters.get("name", "")).startswith("/"):
+        parameters["name"] = paths.relative(parameters["name"])
+    nbformat.write(nb, rendered)
 
 
 def preflight(p: params.Params) -> None:
@@ -91,15 +113,20 @@ def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = 
         state.pop(notebook.name, None)
         try:
             papermill.execute_notebook(
-                notebook, target, parameters=p.to_dict(), kernel_name=kernel, cwd=str(paths.NOTEBOOKS),
-                progress_bar=False, request_save_on_cell_execute=True,
+                notebook, target, parameters=notebook_parameters(params_file, p), kernel_name=kernel,
+                cwd=str(paths.NOTEBOOKS), progress_bar=False, request_save_on_cell_execute=True,
             )
         except papermill.PapermillExecutionError as exc:
             records.write_json(state_file, state)
             raise SystemExit(f"[eotd.study] stage {notebook.name} failed: {exc.ename}: {exc.evalue}\n"
                              f"see the rendered notebook {target}") from None
+        finally:
+            if target.exists():
+                _relative_metadata(target)
         state[notebook.name] = key
         records.write_json(state_file, state)
+    if not stages:
+        print(f"[eotd.study] report: {paths.relative(html_report.build(out))}", flush=True)
     return out
 
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-from tqdm.auto import tqdm
 
-from eotd import data, paths, records
+from eotd import console, data, paths, records
 from eotd.answers import to_json
 from eotd.params import Params
 from eotd.params import load as load_params
@@ -55,7 +54,8 @@ def generate(teacher: Teacher, requests: list[Request], cache: CompletionCache, 
             done[i] = hit
     missing = [i for i in range(len(requests)) if i not in done]
     index = {id(requests[i]): i for i in missing}
-    bar = tqdm(total=len(requests), initial=len(done), desc=f"teacher {teacher_label(teacher)}", disable=not progress)
+    bar = console.bar(total=len(requests), initial=len(done), desc=f"teacher {teacher_label(teacher)}",
+                      disable=not progress)
     try:
         for request, completion in teacher.complete(requests[i] for i in missing):
             i = index[id(request)]
@@ -189,7 +189,7 @@ def run(p: Params, progress: bool = True) -> Synthesis:
     finally:
         records.write_json(paths.results_dir(p.name) / "synthesis_summary.json", summary)  # the evidence either way
     outputs = save(rows, kept, p)
-    summary["outputs"] = {k: str(v) for k, v in outputs.items()}
+    summary["outputs"] = outputs
     records.write_json(paths.results_dir(p.name) / "synthesis_summary.json", summary)
     return Synthesis(rows, kept, summary, outputs)
 

@@ -1,6 +1,6 @@
 """Fine-tune a student on verified rationales with 🤗 accelerate (full fine-tune, fp32 master weights).
 
-Input: `formats.student_input(question, thought)` (`Question: <q>\\n<trigger>\\n`); target: the rationale + EOS.
+Input: `protocol.student_input(question, thought)` (`Question: <q>\\n<trigger>\\n`); target: the rationale + EOS.
 Causal students learn on the rationale tokens only (labels are -100 on the prompt); seq2seq students get the prompt
 as encoder input and the rationale as decoder labels.
 
@@ -39,11 +39,9 @@ from pathlib import Path
 
 import torch
 
-from eotd import formats, models, records
+from eotd import console, models, records
+from eotd.protocol import CHECKPOINT_DIR, DONE_FILE, FINAL_DIR, student_input
 
-CHECKPOINT = "checkpoint"
-FINAL = "final"
-DONE = "done.json"
 STATE_FILE = "eotd_train_state.json"
 MEGA_BATCH = 50  # batches per length-sorting window
 
@@ -94,7 +92,7 @@ def build_examples(rows: list[dict], tokenizer, seq2seq: bool, config: TrainConf
         raise ValueError("the tokenizer has no eos token")
     examples = []
     for row in rows:
-        prompt = _tokens(tokenizer, formats.student_input(row["question"], row["thought"]), special=True)
+        prompt = _tokens(tokenizer, student_input(row["question"], row["thought"]), special=True)
         if not seq2seq and len(prompt) > 1 and prompt[-1] == eos:
             prompt = prompt[:-1]  # a causal prompt must not end the text
         prompt = prompt[:config.max_source_len]
@@ -231,59 +229,92 @@ def resolve_mixed_precision(value: str) -> str:
 
 # ------------------------------------------------------------------------------------------------------ training
 
-def _read_done(out_dir: Path) -> dict | None:
+def _accelerator(config: TrainConfig):
+    """An Accelerator for one training run. The private accelerate calls the loop needs (accelerate 1.15) live here
+    and nowhere else: a fresh process-wide state per run, and one prepared dataloader at a time."""
+    import accelerate
+    from accelerate.state import AcceleratorState
+
+    class EpochAccelerator(accelerate.Accelerator):
+        def prepare_epoch(self, dataloader):
+            """Prepare this epoch's dataloader in place of the last one: accelerate keeps every prepared dataloader
+            and save_state checkpoints each one's sampler."""
+            self._dataloaders.clear()
+            return self.prepare(dataloader) if dataloader is not None else None
+
+    # AcceleratorState is a process-wide singleton that refuses a changed mixed precision: reset it per run.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    accelerator = EpochAccelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision),
+                                   gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
+    ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if ds_plugin is not None:  # DeepSpeed wants the micro-batch size when no dataloader is prepared with the model
+        ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+    return accelerator
+
+
+@dataclass
+class _Position:
+    """Where a run stands: saved with every checkpoint, restored on resume."""
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    position: int = 0  # micro-batches done in `epoch`
+    losses: list[dict] = field(default_factory=list)
+    train_tokens: int = 0
+    seconds: float = 0.0  # training time before this process started
+
+
+@dataclass
+class _Setup:
+    """The prepared model, optimizer and data of a run, and its length in steps."""
+    model: object
+    tokenizer: object
+    optimizer: object
+    scheduler: object
+    loader: object  # epoch -> prepared DataLoader
+    micro_per_epoch: int  # micro-batches per process per epoch
+    total_steps: int
+    n_epochs: int
+
+
+def _finished(out_dir: Path, run_hash: str) -> TrainResult | None:
+    """The result of an earlier run with the same student, config and data, if it finished."""
     try:
-        return json.loads((out_dir / DONE).read_text())
+        done = json.loads((out_dir / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if done.get("run_hash") != run_hash or not (out_dir / FINAL_DIR).is_dir():
+        return None
+    return TrainResult(path=out_dir / FINAL_DIR, losses=done["losses"], steps=done["steps"], skipped=True,
+                       train_tokens=done["train_tokens"], seconds=done["seconds"])
+
+
+def _read_checkpoint_state(ckpt_dir: Path) -> dict | None:
+    try:
+        return json.loads((ckpt_dir / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
 
 
-def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = TrainConfig(), method: str = "",
-          progress: bool = True, stop_after_steps: int | None = None) -> TrainResult:
-    """Fine-tune `student` on `rows` into out_dir/final (resuming out_dir/checkpoint; skipped if already done)."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-
-    out_dir = Path(out_dir)
-    dhash = data_hash(rows)
-    run_hash = _run_hash(student, config, dhash)
-    done = _read_done(out_dir)
-    if done and done.get("run_hash") == run_hash and (out_dir / FINAL).is_dir():
-        return TrainResult(path=out_dir / FINAL, losses=done["losses"], steps=done["steps"], skipped=True,
-                           train_tokens=done["train_tokens"], seconds=done["seconds"])
-    if not rows:
-        raise ValueError("no training rows")
-
-    # A fresh AcceleratorState per call: it is a process-wide singleton that refuses a changed mixed precision.
-    AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision),
-                              gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
-    ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
-    if ds_plugin is not None:  # DeepSpeed wants the micro-batch size when no dataloader is prepared with the model
-        ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
-    main = accelerator.is_main_process
-    ckpt_dir = out_dir / CHECKPOINT
-
-    # Restart from scratch when the checkpoint belongs to other data/config; a finished run's leftovers go too.
-    state = None
-    if main:
+def _saved_position(accelerator, out_dir: Path, run_hash: str) -> _Position | None:
+    """The checkpoint's position when it belongs to this run. The main process deletes a checkpoint of other
+    data or config, and a finished run's done.json, before any process reads."""
+    ckpt_dir = out_dir / CHECKPOINT_DIR
+    if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / DONE).unlink(missing_ok=True)
-        try:
-            state = json.loads((ckpt_dir / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            state = None
+        (out_dir / DONE_FILE).unlink(missing_ok=True)
+        state = _read_checkpoint_state(ckpt_dir)
         if state is None or state.get("run_hash") != run_hash:
-            state = None
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     accelerator.wait_for_everyone()
-    if not main:
-        try:
-            state = json.loads((ckpt_dir / STATE_FILE).read_text())
-        except (OSError, ValueError):
-            state = None
+    state = _read_checkpoint_state(ckpt_dir)
+    if state is None:
+        return None
+    return _Position(*(state[k] for k in ("step", "epoch", "position", "losses", "train_tokens", "seconds")))
+
+
+def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> _Setup:
+    """Load the student, tokenise the rows and prepare model, optimizer, schedule and data loaders."""
+    from accelerate.utils import set_seed
 
     set_seed(config.seed)
     model, tokenizer = models.load(student)
@@ -299,13 +330,12 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
                                                      config.batch_tokens), config.batch_size),
             collate_fn=lambda b: collate(b, pad_id, seq2seq, trim),
             generator=torch.Generator().manual_seed(config.seed))  # keep the global RNG untouched
-        return accelerator.prepare(dl)
+        return accelerator.prepare_epoch(dl)
 
-    micro_per_epoch = len(loader(0))  # micro-batches per process per epoch
+    micro_per_epoch = len(loader(0))
+    accelerator.prepare_epoch(None)
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    n_epochs = math.ceil(total_steps / steps_per_epoch)
-    accelerator._dataloaders.clear()
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n.lower()]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n.lower())]
@@ -316,47 +346,47 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_then_linear(math.ceil(config.warmup_ratio * sched_total), sched_total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    return _Setup(model, tokenizer, optimizer, scheduler, loader, micro_per_epoch, total_steps,
+                  n_epochs=math.ceil(total_steps / steps_per_epoch))
 
-    step, start_epoch, position, losses, train_tokens, seconds_before = 0, 0, 0, [], 0, 0.0
-    if state is not None:
-        accelerator.load_state(str(ckpt_dir))
-        step, start_epoch, position = state["step"], state["epoch"], state["position"]
-        losses, train_tokens, seconds_before = state["losses"], state["train_tokens"], state["seconds"]
-        if position >= micro_per_epoch:
-            start_epoch, position = start_epoch + 1, 0
 
-    def save_checkpoint(epoch: int, pos: int, seconds: float) -> None:
-        tmp = out_dir / f".{CHECKPOINT}.tmp"
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        if main:
-            records.write_json(tmp / STATE_FILE, {
-                "step": step, "epoch": epoch, "position": pos, "losses": losses, "train_tokens": train_tokens,
-                "seconds": seconds, "run_hash": run_hash, "data_hash": dhash, "student": student,
-                "config": dataclasses.asdict(config)})
-            old = out_dir / f".{CHECKPOINT}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            if ckpt_dir.exists():
-                ckpt_dir.rename(old)
-            tmp.rename(ckpt_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+def _save_checkpoint(accelerator, out_dir: Path, position: _Position, meta: dict) -> None:
+    """Model, optimizer, scheduler and RNG states plus the position, swapped in whole (a kill mid-save keeps the
+    previous checkpoint)."""
+    main = accelerator.is_main_process
+    tmp = out_dir / f".{CHECKPOINT_DIR}.tmp"
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if main:
+        records.write_json(tmp / STATE_FILE, {**dataclasses.asdict(position), **meta})
+        ckpt_dir, old = out_dir / CHECKPOINT_DIR, out_dir / f".{CHECKPOINT_DIR}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if ckpt_dir.exists():
+            ckpt_dir.rename(old)
+        tmp.rename(ckpt_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
 
-    bar = tqdm(total=total_steps, initial=step, disable=not (progress and main), desc=f"train {student}",
-               unit="step", dynamic_ncols=True)
+
+def _optimize(accelerator, setup: _Setup, config: TrainConfig, at: _Position, checkpoint, bar,
+              stop_after_steps: int | None) -> bool:
+    """Run optimizer steps from `at` (updated in place) to the end, checkpointing every config.checkpoint_every
+    steps; True when stopped early by stop_after_steps (after a checkpoint)."""
+    model, optimizer, scheduler = setup.model, setup.optimizer, setup.scheduler
+    if at.position >= setup.micro_per_epoch:
+        at.epoch, at.position = at.epoch + 1, 0
     t_start = time.perf_counter()
-    stopped = False
+    seconds_before = at.seconds
     group_loss, group_tokens, t_step = [], 0, time.perf_counter()
-    for epoch in range(start_epoch, n_epochs):
-        if step >= total_steps or stopped:
+    for epoch in range(at.epoch, setup.n_epochs):
+        if at.step >= setup.total_steps:
             break
-        dl = loader(epoch)
-        skip = position if epoch == start_epoch else 0
-        it = accelerator.skip_first_batches(dl, skip) if skip else dl
-        pos = skip
-        for batch in it:
+        dl = setup.loader(epoch)
+        skip = at.position if epoch == at.epoch else 0
+        at.epoch, at.position = epoch, skip
+        for batch in (accelerator.skip_first_batches(dl, skip) if skip else dl):
             n_tokens = batch.pop("n_tokens")
             with accelerator.accumulate(model), accelerator.autocast():
                 loss = loss_of(model, batch)
@@ -367,56 +397,83 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            pos += 1
+            at.position += 1
             group_loss.append(loss.detach().float())
             group_tokens += int(n_tokens)
             if not accelerator.sync_gradients:
                 continue
-            step += 1
+            at.step += 1
             step_loss = accelerator.reduce(torch.stack(group_loss).mean().to(accelerator.device), "mean").item()
             tokens = int(accelerator.reduce(torch.tensor(group_tokens, device=accelerator.device), "sum").item())
             now = time.perf_counter()
             tok_s = tokens / max(now - t_step, 1e-9)
-            train_tokens += tokens
-            losses.append({"step": step, "epoch": round(epoch + pos / micro_per_epoch, 4), "loss": step_loss,
-                           "tokens": tokens, "tokens_per_s": round(tok_s, 1), "lr": lr})
+            at.train_tokens += tokens
+            at.losses.append({"step": at.step, "epoch": round(epoch + at.position / setup.micro_per_epoch, 4),
+                              "loss": step_loss, "tokens": tokens, "tokens_per_s": round(tok_s, 1), "lr": lr})
             group_loss, group_tokens = [], 0
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tok_s:.0f}", lr=f"{lr:.2e}")
-            last = step >= total_steps
-            if stop_after_steps is not None and step >= stop_after_steps and not last:
-                save_checkpoint(epoch, pos, seconds_before + time.perf_counter() - t_start)
-                stopped = True
-                break
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and not last:
-                save_checkpoint(epoch, pos, seconds_before + time.perf_counter() - t_start)
+            at.seconds = seconds_before + time.perf_counter() - t_start
+            if at.step >= setup.total_steps:
+                return False
+            if stop_after_steps is not None and at.step >= stop_after_steps:
+                checkpoint(at)
+                return True
+            if config.checkpoint_every and at.step % config.checkpoint_every == 0:
+                checkpoint(at)
             t_step = time.perf_counter()
-            if last:
-                break
-    bar.close()
-    seconds = seconds_before + time.perf_counter() - t_start
-    accelerator._dataloaders.clear()
-    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-    if stopped:
-        return TrainResult(path=ckpt_dir, losses=losses, steps=step, skipped=False, train_tokens=train_tokens,
-                           seconds=seconds, model=unwrapped.eval())
+    return False
 
-    final = out_dir / FINAL
-    tmp = out_dir / f".{FINAL}.tmp"
+
+def _save_final(accelerator, setup: _Setup, unwrapped, out_dir: Path, done: dict) -> None:
+    """out_dir/final (model + tokenizer, swapped in whole), then done.json; the checkpoint goes."""
+    main = accelerator.is_main_process
+    final, tmp = out_dir / FINAL_DIR, out_dir / f".{FINAL_DIR}.tmp"
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    state_dict = accelerator.get_state_dict(model)
-    unwrapped.save_pretrained(tmp, is_main_process=main, save_function=accelerator.save, state_dict=state_dict)
+    unwrapped.save_pretrained(tmp, is_main_process=main, save_function=accelerator.save,
+                              state_dict=accelerator.get_state_dict(setup.model))
     if main:
-        tokenizer.save_pretrained(tmp)
+        setup.tokenizer.save_pretrained(tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        records.write_json(out_dir / DONE, {
-            "student": student, "method": method, "config": dataclasses.asdict(config), "data_hash": dhash,
-            "run_hash": run_hash, "mixed_precision": accelerator.mixed_precision, "rows": len(rows),
-            "steps": step, "losses": losses, "train_tokens": train_tokens, "seconds": round(seconds, 2)})
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        records.write_json(out_dir / DONE_FILE, done)
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     accelerator.wait_for_everyone()
-    return TrainResult(path=final, losses=losses, steps=step, skipped=False, train_tokens=train_tokens,
-                       seconds=seconds, model=unwrapped.eval())
+
+
+def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = TrainConfig(), method: str = "",
+          progress: bool = True, stop_after_steps: int | None = None) -> TrainResult:
+    """Fine-tune `student` on `rows` into out_dir/final (resuming out_dir/checkpoint; skipped if already done)."""
+    out_dir = Path(out_dir)
+    dhash = data_hash(rows)
+    run_hash = _run_hash(student, config, dhash)
+    if (earlier := _finished(out_dir, run_hash)) is not None:
+        return earlier
+    if not rows:
+        raise ValueError("no training rows")
+
+    accelerator = _accelerator(config)
+    saved = _saved_position(accelerator, out_dir, run_hash)
+    setup = _setup(accelerator, student, rows, config)
+    at = _Position()
+    if saved is not None:
+        accelerator.load_state(str(out_dir / CHECKPOINT_DIR))
+        at = saved
+    resumed_from = at.step
+    meta = {"run_hash": run_hash, "data_hash": dhash, "student": student, "config": dataclasses.asdict(config)}
+    bar = console.bar(total=setup.total_steps, initial=at.step, disable=not (progress and accelerator.is_main_process),
+                      desc=f"train {method or student}", unit="step")
+    stopped = _optimize(accelerator, setup, config, at, lambda pos: _save_checkpoint(accelerator, out_dir, pos, meta),
+                        bar, stop_after_steps)
+    bar.close()
+    accelerator.prepare_epoch(None)
+    model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
+    if not stopped:
+        _save_final(accelerator, setup, model, out_dir, {
+            **meta, "method": method, "mixed_precision": accelerator.mixed_precision, "rows": len(rows),
+            "resumed_from_step": resumed_from, "steps": at.step, "losses": at.losses, "train_tokens": at.train_tokens,
+            "seconds": round(at.seconds, 2)})
+    return TrainResult(path=out_dir / (CHECKPOINT_DIR if stopped else FINAL_DIR), losses=at.losses, steps=at.step,
+                       skipped=False, train_tokens=at.train_tokens, seconds=at.seconds, model=model.eval())

@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from tqdm.auto import tqdm
-
+from eotd import console
 from eotd.answers import MAX_DIGITS, Number, extract_answer, numbers_equal, parse_number, to_json
+from eotd.protocol import THOUGHTS
 from eotd.sandbox import Job, Outcome, Sandbox, shared_sandbox
 
-KINDS = ("cot", "pot", "eot")
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,8 @@ def verify_many(
     outcomes: list[Outcome | None] = [None] * len(items)
     jobs, slots = [], []
     for i, (kind, rationale, _) in enumerate(items):
-        if kind not in KINDS:
-            outcomes[i] = Outcome(None, "unknown_kind", f"kind must be one of {KINDS}, got {kind!r}")
+        if kind not in THOUGHTS:
+            outcomes[i] = Outcome(None, "unknown_kind", f"kind must be one of {THOUGHTS}, got {kind!r}")
         elif rationale is None or not rationale.strip():
             outcomes[i] = Outcome(None, "no_answer", "empty rationale")
         elif kind != "cot" and len(rationale) > MAX_PROGRAM_CHARS:
@@ -84,7 +83,8 @@ def verify_many(
             slots.append(i)
     if jobs:
         done = (sandbox or shared_sandbox()).imap(jobs)
-        for i, outcome in zip(slots, tqdm(done, total=len(jobs), desc="verify", disable=not progress)):
+        # the bar comes first so that it is exhausted, and closed, before zip stops
+        for outcome, i in zip(console.bar(iterable=done, total=len(jobs), desc="verify", disable=not progress), slots):
             outcomes[i] = outcome
     return [_judge(outcome, gold) for outcome, (_, _, gold) in zip(outcomes, items)]
 

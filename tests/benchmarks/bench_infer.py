@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from eotd import formats, infer, models
+from eotd import protocol, infer, models
 from eotd.data import load_gsm_symbolic
 
 N, NAIVE_N, MAX_NEW = 96, 16, 64
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--student", default=models.DEFAULT_STUDENT)
     student = parser.parse_args().student
     model, tokenizer = models.load_for_inference(student)
-    prompts = [formats.student_input(p.question, "pot") for p in load_gsm_symbolic(N, seed=1)]
+    prompts = [protocol.student_input(p.question, "pot") for p in load_gsm_symbolic(N, seed=1)]
     print(f"{student}: {N} GSM-Symbolic PoT prompts, greedy, max_new_tokens={MAX_NEW}, {torch.get_num_threads()} "
           f"threads, weights {model.dtype} on {model.device} (bf16 hardware: {infer.bf16_supported()})")
     naive, naive_rate = timed(f"naive loop (batch 1, first {NAIVE_N})", tokenizer, lambda: [

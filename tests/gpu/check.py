@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from eotd import formats, infer, models
+from eotd import protocol, infer, models
 from eotd.data import load_gsm_symbolic
 from eotd.teachers.annotation import rationale_rows
 from eotd.train import TrainConfig, train
@@ -93,7 +93,7 @@ def main() -> None:
           f"loss {result.losses[0]['loss']:.3f} -> {result.losses[-1]['loss']:.3f}")
     model, tokenizer = models.load_for_inference(str(result.path))
     assert model.device.type == "cuda", model.device
-    prompts = [formats.student_input(p.question, "pot") for p in load_gsm_symbolic(512, seed=1)]
+    prompts = [protocol.student_input(p.question, "pot") for p in load_gsm_symbolic(512, seed=1)]
     start = time.perf_counter()
     outputs = infer.generate(model, tokenizer, prompts, 96, batch_size=256, batch_tokens=1 << 17)
     elapsed = time.perf_counter() - start

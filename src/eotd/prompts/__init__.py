@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-THOUGHTS = ("cot", "pot", "eot")
+from eotd.protocol import THOUGHTS
 
 _FENCE = re.compile(r"^[ \t]*```[\w+-]*[ \t]*$", re.MULTILINE)
 _NEXT_QUESTION = re.compile(r"\n[ \t]*Question:")

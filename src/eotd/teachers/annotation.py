@@ -66,10 +66,10 @@ from fractions import Fraction
 from typing import Iterable, Iterator
 
 from eotd.answers import Number, normalize, numbers_equal, parse_number
+from eotd.protocol import THOUGHTS
 from eotd.teachers.base import Completion, Request, Usage
 
 VERSION = "2"
-THOUGHTS = ("cot", "pot", "eot")
 STYLES = ("executor", "commented")
 REASONS = ("no_gold_solution", "no_final_answer", "no_annotations", "unparseable_annotation", "annotation_mismatch",
            "last_step_not_answer", "unknown_thought", "unknown_style")

@@ -1,0 +1,108 @@
+"""One static HTML report per run: `results/<name>/report.html` with the setting, the headline table, every stage's
+summary, the figures, and links to each rendered stage notebook as HTML (`results/<name>/html/`, by nbconvert).
+
+`python -m eotd.html_report [params/<name>.yaml | name]` (what `make report` does; `make study` ends with it). The
+pages load nothing from the network, so they read the same offline, on a laptop or as CI artefacts.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import DictLoader
+from nbconvert import HTMLExporter
+from nbconvert.filters import markdown2html
+
+from eotd import paths, records, summaries
+from eotd.report import headline_pivot, run_params, setting_line
+
+REPORT = "report.html"
+NOTEBOOK_HTML = "html"
+# JupyterLab's look without its three CDN scripts (require.js, MathJax, mermaid): the rendered stages need none.
+_OFFLINE = {"eotd_offline.html.j2": """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""}
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 75rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0.2rem; } .setting { color: #555; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+section.stage { border-left: 3px solid #4c72b0; padding-left: 1rem; margin: 1rem 0; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9rem; } code { background: #f3f3f3; padding: 0 0.2rem; }
+"""
+
+
+def stage_notebooks(out: Path) -> list[Path]:
+    """The rendered stage notebooks of a run, in stage order."""
+    return sorted(Path(out).glob("[0-9][0-9]_*.ipynb"))
+
+
+def export_notebooks(out: Path) -> dict[str, Path]:
+    """Each rendered notebook as a standalone HTML page in <out>/html/ (JupyterLab's look, no network)."""
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader(_OFFLINE)],
+                            template_file="eotd_offline.html.j2")
+    pages = {}
+    for notebook in stage_notebooks(out):
+        body, _ = exporter.from_filename(str(notebook))
+        pages[notebook.stem] = records.atomic_write_text(Path(out) / NOTEBOOK_HTML / f"{notebook.stem}.html", body)
+    return pages
+
+
+def _figure(path: Path) -> str:
+    caption = path.stem.removeprefix("fig_").replace("_", " ")
+    return (f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)} (<code>{html.escape(path.name)}</code>)</figcaption></figure>")
+
+
+def build(out: Path) -> Path:
+    """Write <out>/report.html (and the stage pages it links to) from the files the stages wrote in <out>."""
+    out = Path(out)
+    pages = export_notebooks(out)
+    run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    synthesis = json.loads((out / "synthesis_summary.json").read_text()) \
+        if (out / "synthesis_summary.json").exists() else {}
+    commits = sorted({s.get("git_commit") or "not recorded" for s in run_info.get("stages", {}).values()})
+    parts = [f"<h1>eotd study · <code>{html.escape(out.name)}</code></h1>",
+             f'<p class="setting">{html.escape(setting_line(run_params(run_info), synthesis))} · code '
+             f"{', '.join(f'<code>{html.escape(c[:12])}</code>' for c in commits)} · report written "
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>"]
+    if (out / "accuracy.csv").exists():
+        parts += ["<h2>Headline accuracy (95 % Wilson intervals)</h2>",
+                  headline_pivot(pd.read_csv(out / "accuracy.csv")).to_html(border=0, escape=True)]
+    parts.append("<h2>What each stage found</h2>")
+    for stage, page in pages.items():
+        summary = summaries.for_stage(stage, out) if stage in summaries.STAGES else ""
+        link = (f'<p><a href="{NOTEBOOK_HTML}/{html.escape(page.name)}">the rendered notebook</a> · '
+                f'<a href="{html.escape(stage)}.ipynb">.ipynb</a></p>')
+        parts.append(f'<section class="stage" id="{html.escape(stage)}">{markdown2html(summary)}{link}</section>')
+    figures = sorted(out.glob("fig_*.png"))
+    if figures:
+        parts += ["<h2>Figures</h2>", *map(_figure, figures)]
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>eotd · {html.escape(out.name)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+    return records.atomic_write_text(out / REPORT, page)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from eotd import params
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", nargs="?", default="default", help="a params file or a run name (default: default)")
+    name = parser.parse_args(argv).run
+    out = paths.results_dir(params.load(params.source(name)).name if name.endswith((".yaml", ".yml")) else name)
+    if not stage_notebooks(out):
+        raise SystemExit(f"[eotd.html_report] no rendered notebooks in {paths.relative(out)}: run the study first")
+    print(f"[eotd.html_report] wrote {paths.relative(build(out))}")
+
+
+if __name__ == "__main__":
+    main()

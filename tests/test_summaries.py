@@ -1,0 +1,95 @@
+import json
+
+import pandas as pd
+import pytest
+
+from eotd import summaries
+
+
+def _acc(dataset, method, strategy, correct, n, low, high):
+    return {"dataset": dataset, "method": method, "strategy": strategy, "n": n, "correct": correct,
+            "accuracy": correct / n, "ci_low": low, "ci_high": high}
+
+
+@pytest.fixture
+def out(tmp_path):
+    """A results folder as the six stages leave it, with known numbers."""
+    types = {"cot": {"requested": 10, "generated": 10, "verified": 9, "kept": 9,
+                     "reasons": {"ok": 9, "wrong_answer": 1}},
+             "pot": {"requested": 10, "generated": 10, "verified": 7, "kept": 7,
+                     "reasons": {"ok": 7, "timeout": 2, "runtime_error": 1}},
+             "eot": {"requested": 10, "generated": 10, "verified": 10, "kept": 10, "reasons": {"ok": 10}}}
+    (tmp_path / "synthesis_summary.json").write_text(json.dumps({
+        "teacher": "annotation:gold-annotations-v2", "teacher_is_llm": False, "questions": 10,
+        "train_dataset": "gsm_symbolic", "types": types, "etd_kept": 26, "tokens": {"total": 0}, "cost": 0.0,
+        "new_teacher_calls": 0, "stopped_by_budget": False}))
+    (tmp_path / "verification_summary.json").write_text(json.dumps({
+        t: {"total": v["generated"], "verified": v["verified"], "reasons": v["reasons"]} for t, v in types.items()}))
+    pd.DataFrame({"steps": [12, 9], "train tokens": [4000, 3000], "seconds": [40, 30], "tokens/s": [100, 100],
+                  "reused": [False, True], "final loss": [0.2, 0.3], "folder": [".cache/a", ".cache/b"]},
+                 index=["PoTD", "EoTD"]).to_csv(tmp_path / "training_figures.csv")
+    pd.DataFrame({"method": ["PoTD", "PoTD", "EoTD", "EoTD"], "step": [1, 12, 1, 9],
+                  "loss": [2.5, 0.25, 3.0, 0.5]}).to_csv(tmp_path / "training_losses.csv", index=False)
+    pd.DataFrame([_acc("instances", "base", "cot", 1, 200, 0.001, 0.028),
+                  _acc("instances", "PoTD", "pot", 61, 200, 0.245, 0.372),
+                  _acc("instances", "EoTD", "eot", 104, 200, 0.451, 0.588),
+                  _acc("svamp", "base", "cot", 1, 15, 0.012, 0.298),
+                  _acc("svamp", "PoTD", "pot", 1, 15, 0.012, 0.298),
+                  _acc("svamp", "EoTD", "eot", 1, 15, 0.012, 0.298),
+                  _acc("asdiv", "base", "cot", 0, 15, 0.0, 0.204),
+                  _acc("asdiv", "EoTD", "eot", 0, 15, 0.0, 0.204),
+                  _acc("svamp_overlap", "EoTD", "eot", 3, 3, 0.4, 1.0)]).to_csv(tmp_path / "accuracy.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({"params_name": "t", "stages": {"04_evaluation": {
+        "contamination": [{"eval_set": "svamp", "n_eval": 18, "n_overlap": 3}, {"eval_set": "asdiv", "n_eval": 15,
+                                                                               "n_overlap": 0}]}}}))
+    pd.DataFrame([{"ablation": "rationale_style", "variant": f"PoTD {style}", "method": "PoTD", "train_examples": 200,
+                   "dataset": "instances", "strategy": "pot", "n": 200, "correct": c, "accuracy": c / 200,
+                   "ci_low": lo, "ci_high": hi} for style, c, lo, hi in
+                  [("executor", 61, 0.245, 0.372), ("commented", 93, 0.397, 0.534)]]
+                 ).to_csv(tmp_path / "ablation_accuracy.csv", index=False)
+    return tmp_path
+
+
+def test_synthesis_and_verification_count_per_type_with_reject_reasons(out):
+    text = summaries.synthesis(out)
+    assert "wrote 30 rationales for 10 `gsm_symbolic` questions; 26/30 (86.7 %) verified and 26 kept" in text
+    assert "not an LLM" in text
+    assert "- PoT: 7/10 (70.0 %) verified; rejected: `timeout` × 2, `runtime_error` × 1" in text
+    assert "- EoT: 10/10 (100.0 %) verified; rejected: none" in text
+    text = summaries.verification(out)
+    assert text.startswith("**02 · Verification.** 26/30 (86.7 %) rationales pass")
+    assert "- CoT: 9/10 (90.0 %); rejected: `wrong_answer` × 1" in text
+
+
+def test_fine_tuning_reports_steps_speed_and_loss(out):
+    text = summaries.fine_tuning(out)
+    assert "- PoTD: 12 steps, 4,000 tokens in 40 s (100 tokens/s), loss 2.500 → 0.250 (trained now)." in text
+    assert "EoTD: 9 steps" in text and "(reused from an earlier run)" in text
+
+
+def test_evaluation_names_the_best_method_against_the_baseline(out):
+    text = summaries.evaluation(out)
+    assert ("- `instances` (n = 200): best **EoTD 52.0% [45.1–58.8]**; base 0.5% [0.1–2.8]: +51.5 points, the "
+            "intervals do not overlap. Others: PoTD 30.5 %.") in text
+    assert "- `svamp` (n = 15): best **PoTD and EoTD 6.7% [1.2–29.8]**; base 6.7% [1.2–29.8]: +0.0 points, the " \
+           "intervals overlap. Others: none." in text
+    assert "- `asdiv` (n = 15): no distilled student answers any problem correctly (base 0.0% [0.0–20.4])." in text
+    assert "svamp_overlap" not in text.split("Decontamination")[0]
+    assert "Decontamination: 3 of 18 `svamp` items overlap the training questions and are reported apart." in text
+
+
+def test_ablations_say_whether_the_variants_separate(out):
+    text = summaries.ablations(out)
+    assert ("rationale style on `instances` (n = 200): PoTD commented 46.5% [39.7–53.4] (200 examples); PoTD executor "
+            "30.5% [24.5–37.2] (200 examples) — best PoTD commented, its interval above every other's.") in text
+    (out / "ablation_accuracy.csv").unlink()
+    assert summaries.ablations(out) == "**05 · Ablations.** None configured for this run."
+
+
+def test_every_stage_has_a_summary(out):
+    (out / "fig_accuracy_by_method.png").write_bytes(b"png")
+    assert list(summaries.STAGES) == [f"{i:02d}_{s}" for i, s in enumerate(
+        ["data_synthesis", "verification", "fine_tuning", "evaluation", "ablations", "plots"], 1)]
+    for stage in summaries.STAGES:
+        assert summaries.for_stage(stage, out).startswith(f"**{stage[:2]} · ")
+    assert "1 figure: `fig_accuracy_by_method.png`" in summaries.plots(out)
