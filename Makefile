@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PARAMS ?= params/default.yaml
 STAMP := $(VENV)/.installed-stamp
+# EOTD_* folders given relative mean "from here"; notebook kernels run in notebooks/, so pass them on absolute.
+$(foreach v,EOTD_DATA_DIR EOTD_CACHE_DIR EOTD_RESULTS_DIR,$(if $($(v)),$(eval export $(v) := $(abspath $($(v))))))
 
 .PHONY: install study report test lab bench
 

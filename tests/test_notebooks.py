@@ -2,6 +2,7 @@
 notebooks read as a report."""
 import ast
 import json
+import os
 import re
 
 import pandas as pd
@@ -176,10 +177,13 @@ def test_stage_keys_chain_through_unselected_stages(tmp_path, monkeypatch):
     monkeypatch.setattr(study, "_relative_metadata", lambda rendered: None)
     monkeypatch.setattr(study.html_report, "build", lambda out: out / "report.html")
     monkeypatch.setattr(study, "preflight", lambda p: None)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EOTD_DATA_DIR", "data")  # relative to the caller's folder, not to the kernels' notebooks/
     tier = tmp_path / "keys.yaml"
     tier.write_text("student: tiny-llama\n")
     study.run(tier, stages=["03", "04"])
     assert executed == ["03", "04"]
+    assert os.environ["EOTD_DATA_DIR"] == str(tmp_path / "data")
     study.run(tier)
     assert executed[2:] == ["01", "02", "05", "06"]  # 03 and 04 are reused: their keys are the full run's
     nb = folder / "02_verification.ipynb"

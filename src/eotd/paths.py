@@ -12,6 +12,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "params"
 NOTEBOOKS = ROOT / "notebooks"
+ENV_FOLDERS = ("EOTD_DATA_DIR", "EOTD_CACHE_DIR", "EOTD_RESULTS_DIR")
+
+
+def pin_environment() -> None:
+    """Make relative EOTD_* folders absolute, against the cwd they were given in, before starting processes that run
+    elsewhere: notebook kernels run in notebooks/, where `../shared/data` would name another folder."""
+    for name in ENV_FOLDERS:
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -68,7 +77,7 @@ def relative(path: str | Path) -> str:
         return path.relative_to(ROOT).as_posix()
     if ROOT.parent != ROOT.parent.parent and path.is_relative_to(ROOT.parent):  # a sibling folder: ../shared/data
         return "../" + path.relative_to(ROOT.parent).as_posix()
-    for name in ("EOTD_CACHE_DIR", "EOTD_RESULTS_DIR", "EOTD_DATA_DIR"):
+    for name in ENV_FOLDERS:
         value = os.environ.get(name)
         if value and path.is_relative_to(base := Path(value).expanduser().resolve()):
             return "/".join(["$" + name, *path.relative_to(base).parts])

@@ -95,6 +95,7 @@ def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = 
         p = params.load(params_file)
     except params.ParamsError as exc:
         raise SystemExit(f"[eotd.study] {exc}") from None
+    paths.pin_environment()  # the kernels run in notebooks/: they must see the folders the caller meant
     preflight(p)
     out = paths.results_dir(p.name)
     state_file = out / STATE
