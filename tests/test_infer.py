@@ -1,7 +1,7 @@
 """Batched greedy generation (tiny random-weight model): batching by a token budget changes nothing in the outputs."""
 import pytest
 
-from eotd import protocol, infer, models
+from eotd import infer, models, protocol
 from eotd.data import load_gsm_symbolic
 
 

@@ -2,7 +2,7 @@
 import pytest
 from transformers import AutoModelForCausalLM
 
-from eotd import ablations, evaluate, protocol, infer, params, students
+from eotd import ablations, evaluate, infer, params, protocol, students
 from eotd.data import Problem
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-from eotd import protocol, models
+from eotd import models, protocol
 from eotd.train import TrainConfig, batches, build_examples, collate, data_hash, loss_of, train, warmup_then_linear
 
 

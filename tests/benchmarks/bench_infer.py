@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from eotd import protocol, infer, models
+from eotd import infer, models, protocol
 from eotd.data import load_gsm_symbolic
 
 N, NAIVE_N, MAX_NEW = 96, 16, 64

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from eotd import protocol, infer, models
+from eotd import infer, models, protocol
 from eotd.data import load_gsm_symbolic
 from eotd.teachers.annotation import rationale_rows
 from eotd.train import TrainConfig, train
