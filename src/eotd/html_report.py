@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from nbconvert import HTMLExporter
 from nbconvert.filters import markdown2html
 
 from eotd import paths, records, summaries
-from eotd.report import headline_pivot, run_params, setting_line
+from eotd.report import headline_pivot, read_json, run_params, setting_line
 
 REPORT = "report.html"
 NOTEBOOK_HTML = "html"
@@ -66,9 +65,7 @@ def build(out: Path) -> Path:
     """Write <out>/report.html (and the stage pages it links to) from the files the stages wrote in <out>."""
     out = Path(out)
     pages = export_notebooks(out)
-    run_info = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
-    synthesis = json.loads((out / "synthesis_summary.json").read_text()) \
-        if (out / "synthesis_summary.json").exists() else {}
+    run_info, synthesis = read_json(out / "run.json"), read_json(out / "synthesis_summary.json")
     commits = sorted({s.get("git_commit") or "not recorded" for s in run_info.get("stages", {}).values()})
     parts = [f"<h1>eotd study · <code>{html.escape(out.name)}</code></h1>",
              f'<p class="setting">{html.escape(setting_line(run_params(run_info), synthesis))} · code '

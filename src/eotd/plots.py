@@ -35,10 +35,10 @@ def verdicts(per_type: dict[str, dict], title: str) -> plt.Figure:
 import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from eotd.protocol import ACCURACY_COLUMNS, THOUGHT_MIXES, THOUGHTS  # noqa: E402
+from eotd.protocol import ACCURACY_COLUMNS, THOUGHT_MIXES  # noqa: E402
 from eotd.report import (  # noqa: E402
     ablation_headline, headline, headline_strategies, is_headline, method_order, require_columns, run_params,
-    setting_line,
+    setting_line, strategy_order,
 )
 
 
@@ -89,7 +89,7 @@ def etd_strategies(acc: pd.DataFrame) -> plt.Figure:
         raise ValueError("accuracy.csv has no rows with method == 'ETD' on a headline dataset")
     datasets = list(dict.fromkeys(rows["dataset"]))
     present = set(rows["strategy"])
-    strategies = [s for s in THOUGHTS if s in present] + sorted(present - set(THOUGHTS))
+    strategies = strategy_order(present)
     fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(datasets)) + 3, 4))  # + room for the legend
     sns.pointplot(data=rows, x="dataset", y="accuracy", hue="strategy", order=datasets, hue_order=strategies,
                   errorbar=None, dodge=0.4, linestyle="none", ax=ax)

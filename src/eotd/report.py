@@ -35,11 +35,25 @@ def method_order(methods) -> list[str]:
     return [m for m in METHOD_ORDER if m in present] + sorted(m for m in present if m not in METHOD_ORDER)
 
 
-def _fallback_choice(strategies: list[str]) -> str | None:
-    fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
-    if HEADLINE_STRATEGY["ETD"] in fallbacks:
+def pick_strategy(strategies: set[str], thoughts: list[str]) -> str | None:
+    """The strategy a student is read at: its one trigger, else ETD's headline fallback, else any fallback, else
+    vote, else the only strategy there is."""
+    if len(thoughts) == 1 and thoughts[0] in strategies:
+        return thoughts[0]
+    if HEADLINE_STRATEGY["ETD"] in strategies:
         return HEADLINE_STRATEGY["ETD"]
-    return fallbacks[0] if fallbacks else (VOTE if VOTE in strategies else None)
+    fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
+    if fallbacks:
+        return fallbacks[0]
+    if VOTE in strategies:
+        return VOTE
+    return next(iter(sorted(strategies))) if len(strategies) == 1 else None
+
+
+def strategy_order(strategies) -> list[str]:
+    """Strategies as tables and figures list them: the single thoughts in protocol order, then the rest by name."""
+    present = set(strategies)
+    return [s for s in THOUGHTS if s in present] + sorted(present - set(THOUGHTS))
 
 
 def headline_strategies(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> dict[str, str]:
@@ -55,7 +69,7 @@ def headline_strategies(acc: pd.DataFrame, strategy_for: dict[str, str] | None =
         present = sorted(rows["strategy"].unique())
         pick = strategy_for.get(method) or HEADLINE_STRATEGY.get(method)
         if method == "ETD" and pick not in present and method not in strategy_for:
-            pick = _fallback_choice(present)
+            pick = pick_strategy(set(present), [])
         if pick not in present:
             if method in strategy_for:
                 raise ValueError(f"accuracy.csv has no strategy {pick!r} for method {method!r}; it has {present}")
@@ -84,9 +98,8 @@ def strategy_pivot(acc: pd.DataFrame, method: str) -> pd.DataFrame:
     """One method under every strategy it was scored with: headline datasets x strategies (single thoughts first),
     cells `accuracy% [95 % CI]`."""
     rows = acc[(acc["method"] == method) & acc["dataset"].map(is_headline)]
-    strategies = [s for s in THOUGHTS if s in set(rows["strategy"])] + sorted(set(rows["strategy"]) - set(THOUGHTS))
     table = rows.assign(cell=rows.apply(interval, axis=1)).pivot(index="dataset", columns="strategy", values="cell")
-    return table.reindex(columns=strategies)
+    return table.reindex(columns=strategy_order(rows["strategy"]))
 
 
 ABLATION_COLUMNS = ["ablation", "variant", "train_examples", "dataset", "strategy", "accuracy", "ci_low", "ci_high"]
@@ -96,21 +109,6 @@ def canonical_mix(variant: str) -> str:
     """A thought-mix variant in the protocol's order, whatever order the file wrote: "eot+cot" -> "cot+eot"."""
     parts = [p.strip().lower() for p in str(variant).replace(",", "+").split("+") if p.strip()]
     return "+".join(sorted(parts, key=lambda p: THOUGHTS.index(p) if p in THOUGHTS else len(THOUGHTS)))
-
-
-def pick_strategy(strategies: set[str], thoughts: list[str]) -> str | None:
-    """The strategy a student is read at: its one trigger, else ETD's headline fallback, else any fallback, else
-    vote, else the only strategy there is."""
-    if len(thoughts) == 1 and thoughts[0] in strategies:
-        return thoughts[0]
-    if HEADLINE_STRATEGY["ETD"] in strategies:
-        return HEADLINE_STRATEGY["ETD"]
-    fallbacks = sorted(s for s in strategies if s.startswith("fallback:"))
-    if fallbacks:
-        return fallbacks[0]
-    if VOTE in strategies:
-        return VOTE
-    return next(iter(sorted(strategies))) if len(strategies) == 1 else None
 
 
 def _variant_thoughts(ablation: str, variant: str) -> list[str]:
@@ -180,7 +178,8 @@ def headline_pivot(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None
     return table
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A result file's JSON, or {} when the stage that writes it has not run."""
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -211,8 +210,8 @@ def tier_markdown(tier_dir: Path) -> str:
     tier_dir = Path(tier_dir)
     acc = pd.read_csv(tier_dir / "accuracy.csv")
     require_columns(acc, ACCURACY_COLUMNS, str(tier_dir / "accuracy.csv"))
-    params = run_params(_read_json(tier_dir / "run.json"))
-    summary = _read_json(tier_dir / "synthesis_summary.json")
+    params = run_params(read_json(tier_dir / "run.json"))
+    summary = read_json(tier_dir / "synthesis_summary.json")
     chosen = headline_strategies(acc)
     table = headline_pivot(acc)
     methods = list(table.columns[1:])

@@ -5,17 +5,13 @@ there comes from a result file.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from eotd.protocol import BASELINE, THOUGHT_LABELS
-from eotd.report import ablation_headline, headline, headline_strategies, interval, is_headline, method_order
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+from eotd.report import (ablation_headline, headline, headline_strategies, interval, is_headline, method_order,
+                         read_json)
 
 
 def _share(part: int, whole: int) -> str:
@@ -29,7 +25,7 @@ def _reasons(reasons: dict[str, int], k: int = 3) -> str:
 
 def synthesis(out: Path) -> str:
     """01: the teacher, how many rationales it wrote and how many survived verification, per thought type."""
-    s = _json(Path(out) / "synthesis_summary.json")
+    s = read_json(Path(out) / "synthesis_summary.json")
     types = s["types"]
     kind = "an LLM" if s["teacher_is_llm"] else "not an LLM: rationales derived from gold worked solutions"
     generated = sum(t["generated"] for t in types.values())
@@ -47,7 +43,7 @@ def synthesis(out: Path) -> str:
 
 def verification(out: Path) -> str:
     """02: acceptance per thought type and the commonest reasons for rejection."""
-    v = _json(Path(out) / "verification_summary.json")
+    v = read_json(Path(out) / "verification_summary.json")
     total = sum(t["total"] for t in v.values())
     verified = sum(t["verified"] for t in v.values())
     lines = [f"**02 · Verification.** {_share(verified, total)} rationales pass their verifier (CoT: the answer "
@@ -109,7 +105,7 @@ def evaluation(out: Path) -> str:
         lines.append(f"- ETD by strategy, pooled over its {etd['dataset'].nunique()} sets "
                      f"({int(etd.groupby('dataset')['n'].max().sum())} problems): "
                      + ", ".join(f"`{s}` {100 * a:.1f} %" for s, a in pooled.items()) + ".")
-    contamination = _json(out / "run.json").get("stages", {}).get("04_evaluation", {}).get("contamination", [])
+    contamination = read_json(out / "run.json").get("stages", {}).get("04_evaluation", {}).get("contamination", [])
     removed = [c for c in contamination if c["n_overlap"]]
     lines.append("- Decontamination: " + ("; ".join(f"{c['n_overlap']} of {c['n_eval']} `{c['eval_set']}` items "
                                                      "overlap the training questions and are reported apart"
