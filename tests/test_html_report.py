@@ -57,7 +57,13 @@ def test_report_links_every_stage_page_and_figure_and_needs_no_network(run):
         body = page.read_text()
         assert "src=\"http" not in body and "href=\"http" not in body, page  # nothing from a CDN
         assert str(paths.ROOT) not in body and str(run) not in body, page  # no machine paths
-    assert sorted(p.name for p in (run / "html").iterdir()) == ["01_data_synthesis.html", "06_plots.html"]
+    assert sorted(p.name for p in (run / "html").iterdir()) == ["01_data_synthesis.html", "06_plots.html",
+                                                                 "jupyterlab.css"]
+    css = (run / "html" / "jupyterlab.css").read_text()
+    assert len(css) > 100_000 and "--jp-layout-color0" in css  # JupyterLab's stylesheet and light theme, once
+    for page in (run / "html").glob("*.html"):
+        body = page.read_text()
+        assert '<link rel="stylesheet" href="jupyterlab.css">' in body and "--jp-layout-color0" not in body, page
 
 
 def test_report_command_names_a_run_without_notebooks(tmp_path, monkeypatch):

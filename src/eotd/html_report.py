@@ -21,6 +21,8 @@ from eotd.report import headline_pivot, read_json, run_params, setting_line
 
 REPORT = "report.html"
 NOTEBOOK_HTML = "html"
+SHARED_CSS = "jupyterlab.css"
+_LAB_CSS = ("static/index.css", "static/theme-light.css")  # what the lab template inlines (light theme)
 # JupyterLab's look without its three CDN scripts (require.js, MathJax, mermaid): the rendered stages need none.
 _OFFLINE = {"eotd_offline.html.j2": """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
@@ -45,13 +47,22 @@ def stage_notebooks(out: Path) -> list[Path]:
 
 
 def export_notebooks(out: Path) -> dict[str, Path]:
-    """Each rendered notebook as a standalone HTML page in <out>/html/ (JupyterLab's look, no network)."""
+    """Each rendered notebook as an HTML page in <out>/html/ (JupyterLab's look, no network). The lab template inlines
+    JupyterLab's stylesheets (~250 kB) into every page; they go to one html/jupyterlab.css that the pages link."""
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader(_OFFLINE)],
                             template_file="eotd_offline.html.j2")
+    env = exporter.environment
+    inlined = [f'<style type="text/css">\n{env.loader.get_source(env, name)[0]}</style>' for name in _LAB_CSS]
+    folder = Path(out) / NOTEBOOK_HTML
     pages = {}
     for notebook in stage_notebooks(out):
         body, _ = exporter.from_filename(str(notebook))
-        pages[notebook.stem] = records.atomic_write_text(Path(out) / NOTEBOOK_HTML / f"{notebook.stem}.html", body)
+        if all(style in body for style in inlined):
+            body = body.replace(inlined[0], f'<link rel="stylesheet" href="{SHARED_CSS}">', 1)
+            body = body.replace(inlined[1], "", 1)
+        pages[notebook.stem] = records.atomic_write_text(folder / f"{notebook.stem}.html", body)
+    records.atomic_write_text(folder / SHARED_CSS, "\n".join(css.split("\n", 1)[1].removesuffix("</style>")
+                                                           for css in inlined))
     return pages
 
 
