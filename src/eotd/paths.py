@@ -19,8 +19,8 @@ def pin_environment() -> None:
     """Make relative EOTD_* folders absolute, against the cwd they were given in, before starting processes that run
     elsewhere: notebook kernels run in notebooks/, where `../shared/data` would name another folder."""
     for name in ENV_FOLDERS:
-        if os.environ.get(name):
-            os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
+        if os.environ.get(name):  # absolute, links kept: run.json names `../shared/data`, not where a link points
+            os.environ[name] = os.path.abspath(Path(os.environ[name]).expanduser())
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -68,17 +68,52 @@ def project_path(path: str | Path) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
-def relative(path: str | Path) -> str:
-    """How result files and rendered notebooks name a path, never as this machine's absolute path: relative to the
-    project root (`.cache/students/...`, `../shared/data` beside it), or under the variable that placed it
-    (`$EOTD_CACHE_DIR/...`) when an override points elsewhere; anything else by its name alone."""
-    path = Path(path).expanduser().resolve()
+def _absolute(path: str | Path) -> Path:
+    """`path` made absolute and its `..` collapsed, without following links (os.path.abspath)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _in_project(path: Path) -> str | None:
+    """`path` named from the project root (`.cache/x`) or beside it (`../shared/data`), else None."""
     if path.is_relative_to(ROOT):
         return path.relative_to(ROOT).as_posix()
     if ROOT.parent != ROOT.parent.parent and path.is_relative_to(ROOT.parent):  # a sibling folder: ../shared/data
         return "../" + path.relative_to(ROOT.parent).as_posix()
+    return None
+
+
+def _links() -> list[tuple[Path, Path]]:
+    """(link, where it points) for every symbolic link at the top of the project and beside it (`../shared`), so a
+    path that arrives already resolved is named through the link as it would be had it not been resolved."""
+    found = []
+    for folder in (ROOT, ROOT.parent):
+        try:
+            entries = [Path(e.path) for e in os.scandir(folder) if e.is_symlink()]
+        except OSError:
+            continue
+        found += [(link, link.resolve()) for link in sorted(entries)]
+    return sorted(found, key=lambda pair: -len(pair[1].parts))  # the nearest link first when two lead to a path
+
+
+def relative(path: str | Path) -> str:
+    """How result files and rendered notebooks name a path, never as this machine's absolute path: relative to the
+    project root (`.cache/students/...`, `../shared/data` beside it), or under the variable that placed it
+    (`$EOTD_CACHE_DIR/...`) when an override points elsewhere; anything else by its name alone. The name is the same
+    whether or not a folder on the way is a symbolic link (`../shared` a link), and whether `path` was resolved."""
+    given = _absolute(path)
+    real = given.resolve()
+    for candidate in (given, real):
+        if (name := _in_project(candidate)) is not None:
+            return name
+    for link, target in _links():
+        if real.is_relative_to(target) and (name := _in_project(link)) is not None:
+            return "/".join([name, *real.relative_to(target).parts])
     for name in ENV_FOLDERS:
         value = os.environ.get(name)
-        if value and path.is_relative_to(base := Path(value).expanduser().resolve()):
-            return "/".join(["$" + name, *path.relative_to(base).parts])
-    return path.name
+        if not value:
+            continue
+        base = _absolute(value)
+        for candidate, root in ((given, base), (real, base.resolve())):
+            if candidate.is_relative_to(root):
+                return "/".join([_in_project(base) or "$" + name, *candidate.relative_to(root).parts])
+    return real.name
