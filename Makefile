@@ -1,4 +1,4 @@
-# make study [PARAMS=params/X.yaml] | make report | make test | make lab | make bench
+# make study [PARAMS=params/X.yaml] [STUDY_ARGS=--wait] | make report | make test | make lab | make bench
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 # Runs (or reuses) the numbered notebooks and writes results/<name>/report.html, then regenerates the README results
 # table from results/*/accuracy.csv.
 study: $(STAMP)
-	$(BIN)/python -m eotd.study $(PARAMS)
+	$(BIN)/python -m eotd.study $(PARAMS) $(STUDY_ARGS)
 	$(BIN)/python -m eotd.report
 
 # results/<name>/report.html (and html/ pages of the rendered notebooks) from what the study wrote.

@@ -6,14 +6,16 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from eotd import console, params, paths, runinfo, summaries
+from eotd import console, locks, params, paths, runinfo, summaries
 
 
 def start(name: str, overrides: dict | None = None) -> tuple[params.Params, Path]:
     """(params, results folder) of the run `name` with `overrides`; shows where they come from, and keeps a batch
-    run's output to eotd's own lines (see console)."""
+    run's output to eotd's own lines (see console). Takes the tier's lock (eotd.locks) until finish() or the kernel
+    ends, unless the study running this notebook holds it: refuses while another study or notebook of the tier runs."""
     console.quiet_libraries()
     p = params.for_notebook(name, overrides)
+    locks.for_stage(p.name)
     changes = ", ".join(f"`{k}` = `{v!r}`" for k, v in sorted((overrides or {}).items()))
     display(Markdown(f"Run **`{p.name}`**: settings from `{paths.relative(params.source(name))}`"
                      + (f", with overrides {changes} (this run differs from the file)." if changes else ".")))
@@ -24,4 +26,5 @@ def finish(stage: str, p: params.Params, inputs=(), **recorded) -> None:
     """Record the stage in run.json, then show its summary (eotd.summaries) as the notebook's last output."""
     out = paths.results_dir(p.name)
     runinfo.write_run_json(out, stage, p, inputs, **recorded)
+    locks.release_stage(p.name)
     display(Markdown(summaries.for_stage(stage, out)))

@@ -5,23 +5,32 @@ results/<name>/report.html (eotd.html_report). A stage whose notebook,
 params, package code and upstream stages are unchanged since its last successful run is reused, not re-executed (and
 inside a stage, teacher calls, trained students and generations are cached too). A failing stage stops the run; its
 rendered notebook (with the traceback) is kept and its path printed.
+
+One study per tier at a time (eotd.locks): a second one of the same tier, or a stage of it run from JupyterLab,
+refuses at once naming the holder's pid; `--wait` queues behind it instead.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-import nbformat
-import papermill
-
-from eotd import html_report, params, paths, records
+from eotd import locks, params, paths, records
 
 STATE = "stages.json"
+# Imported when first used (seconds of start-up): a study refused by the tier's lock exits at once.
+_LAZY = {"nbformat": "nbformat", "papermill": "papermill", "html_report": "eotd.html_report"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _QuietUnknownParameters(logging.Filter):
@@ -61,6 +70,8 @@ def notebook_parameters(params_file: str | Path, p: params.Params) -> dict:
 
 def _relative_metadata(rendered: Path) -> None:
     """papermill records the notebook paths it was given; keep them relative to the project (no machine paths)."""
+    import nbformat
+
     nb = nbformat.read(rendered, as_version=nbformat.NO_CONVERT)
     meta = nb.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
@@ -89,12 +100,37 @@ def preflight(p: params.Params) -> None:
         print(f"[eotd.study] skipping {name} (skip_missing_sets): {why}", flush=True)
 
 
-def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = "python3", force: bool = False) -> Path:
-    """Execute (or reuse) every numbered notebook, or those whose names start with one of `stages`."""
+def run(params_file: str | Path, stages: list[str] | None = None, kernel: str = "python3", force: bool = False,
+        wait: bool = False) -> Path:
+    """Execute (or reuse) every numbered notebook, or those whose names start with one of `stages`, holding the
+    tier's lock throughout (locks.TierBusy when another run holds it, unless `wait`)."""
     try:
         p = params.load(params_file)
     except params.ParamsError as exc:
         raise SystemExit(f"[eotd.study] {exc}") from None
+    with locks.TierLock(p.name).hold(wait), _kernels_under_lock():
+        return _run(params_file, p, stages, kernel, force)
+
+
+class _kernels_under_lock:
+    """The notebook kernels this process starts learn that it holds the tier's lock (notebook.start then takes none)."""
+
+    def __enter__(self) -> None:
+        self.before = os.environ.get(locks.HOLDER_ENV)
+        os.environ[locks.HOLDER_ENV] = str(os.getpid())
+
+    def __exit__(self, *exc) -> None:
+        if self.before is None:
+            os.environ.pop(locks.HOLDER_ENV, None)
+        else:
+            os.environ[locks.HOLDER_ENV] = self.before
+
+
+def _run(params_file: str | Path, p: params.Params, stages: list[str] | None, kernel: str, force: bool) -> Path:
+    import papermill
+
+    from eotd import html_report
+
     paths.pin_environment()  # the kernels run in notebooks/: they must see the folders the caller meant
     preflight(p)
     out = paths.results_dir(p.name)
@@ -136,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("params_file", nargs="?", default="params/default.yaml")
     parser.add_argument("--stages", nargs="*", help="only the notebooks whose names start with these (e.g. 01 02)")
     parser.add_argument("--force", action="store_true", help="re-execute stages even when unchanged")
+    parser.add_argument("--wait", action="store_true",
+                        help="when another study or notebook of this tier runs, wait for it instead of refusing")
     args = parser.parse_args(argv)
-    out = run(args.params_file, args.stages, force=args.force)
+    out = run(args.params_file, args.stages, force=args.force, wait=args.wait)
     print(f"[eotd.study] done: results in {out}")
 
 
