@@ -258,3 +258,39 @@ def test_non_utf8_rationales_file_is_a_record_error(tmp_path):
     path.write_bytes(b'{"a": 1}\n{"a": "\xff"}\n')
     with pytest.raises(RecordError, match=r"r\.jsonl: line 2: column 8: byte 0xff"):
         read_jsonl(path)
+
+
+# ---- benchmark equations as worked solutions ----
+
+@pytest.mark.parametrize("equation, answer, question, lines", [
+    ("( 76.0 - 25.0 )", 51, "How much do you have to pay?", ["76 - 25 = <<76-25=51>>51"]),
+    ("X=((32.0+42.0)-35.0)", 39, "how many pieces do they have left?",
+     ["32 + 42 = <<32+42=74>>74", "74 - 35 = <<74-35=39>>39 pieces"]),
+    ("7+2=9", 9, "How many apples are in the basket?", ["7 + 2 = <<7+2=9>>9 apples"]),
+    ("( 10.0 / 4.0 )", Fraction(5, 2), "", ["10 / 4 = <<10/4=2.5>>2.5"]),
+])
+def test_equations_become_annotated_solutions(equation, answer, question, lines):
+    assert data.equation_solution(equation, answer, question).splitlines() == [*lines, f"#### {lines[-1].split('>>')[1].split()[0]}"]
+
+
+@pytest.mark.parametrize("equation, answer", [("x:Bryan's age; (x/3)+x+(x+5)=40", 9), ("( 4.0 - 2.0 )", 5),
+                                               ("__import__('os')", 0), ("3:4", 1), ("", 0)])
+def test_equations_that_are_not_plain_arithmetic_or_disagree_give_none(equation, answer):
+    assert data.equation_solution(equation, answer) is None
+
+
+def test_benchmark_solutions_convert_and_verify(loaded):
+    """Every benchmark solution the annotation teacher converts verifies against the gold answer (a sample of each)."""
+    import random
+
+    from eotd.teachers.annotation import convert
+    from eotd.verify import verify_many
+
+    items = []
+    for name in ("svamp", "multiarith", "asdiv"):
+        with_solution = [p for p in loaded[name] if p.solution]
+        assert len(with_solution) >= {"svamp": 990, "multiarith": 600, "asdiv": 1500}[name]
+        for problem in random.Random(0).sample(with_solution, 40):
+            items += [(t, convert(problem.solution, t, problem.question), problem.answer) for t in ("pot", "eot", "cot")]
+    verdicts = verify_many(items)
+    assert all(v.correct for v in verdicts), [(i, v) for i, v in zip(items, verdicts) if not v.correct][:3]

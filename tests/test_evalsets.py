@@ -24,3 +24,24 @@ def test_sizes_per_set_and_clean_top_up(shared_data):
 def test_limit_falls_back_to_eval_limit():
     p = params.validate({"name": "unit", "eval_limit": 7, "eval_limits": {"svamp": 3}}, "test")
     assert evalsets.limit(p, "svamp") == 3 and evalsets.limit(p, "asdiv") == 7
+
+
+def test_training_folds_hold_out_every_evaluated_item_and_its_near_duplicates(shared_data):
+    from eotd import decontaminate
+
+    p = params.validate({"name": "unit", "data_dir": str(shared_data), "eval_limit": 40,
+                         "eval_sets": ["svamp", "multiarith"], "train_extra": {"svamp": None, "multiarith": 30}},
+                        "test")
+    svamp, multiarith = evalsets.training_fold(p, "svamp", None), evalsets.training_fold(p, "multiarith", 30)
+    assert len(multiarith) == 30 and len(svamp) > 100 and all(pr.solution for pr in svamp + multiarith)
+    assert evalsets.training_fold(p, "multiarith", 30) == multiarith  # seeded
+    sets = evalsets.load(p, svamp + multiarith)
+    evaluated = sets.sets["svamp"] + sets.sets["multiarith"]
+    assert len(sets.sets["svamp"]) == len(sets.sets["multiarith"]) == 40
+    assert not {pr.id for pr in evaluated} & {pr.id for pr in svamp + multiarith}
+    assert not any(r["contaminated"] for r in decontaminate.find_overlaps(svamp + multiarith, evaluated))
+    assert not any(name.endswith("_overlap") for name in sets.sets)  # so nothing had to be removed
+    assert evalsets.domains(p) == {"svamp": "in-domain", "multiarith": "in-domain"}
+    plain = params.validate({"name": "unit", "train_dataset": "gsm8k_train", "eval_sets": ["gsm8k_test", "svamp"]},
+                            "test")
+    assert evalsets.domains(plain) == {"gsm8k_test": "in-domain", "svamp": "out-of-domain"}

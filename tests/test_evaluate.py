@@ -3,7 +3,8 @@ import math
 import pandas as pd
 import pytest
 
-from eotd.evaluate import accuracy_table, combine, examples, no_answer_table, score, wilson_ci
+from eotd.evaluate import (accuracy_by_seed, accuracy_table, combine, compare_methods, examples, no_answer_table,
+                            paired_comparison, score, wilson_ci)
 
 GOOD_POT = "x = 3\nans = x + 4"
 CRASH_POT = "ans = 1 / 0"
@@ -159,3 +160,66 @@ def test_examples_show_what_the_student_wrote_for_the_thought_used():
     assert [(r["question_id"], r["thought"], r["output"]) for r in right] == [("b", "pot", GOOD_POT + "\n<end>")]
     assert examples(scored, combined, "ETD", True, k=2, seed=5) == examples(scored, combined, "ETD", True, k=2, seed=5)
     assert examples(scored, combined, "CoTD", correct=True) == []
+
+
+# ------------------------------------------------------------------------------------------- seeds and paired tests
+
+def seeded_rows(method: str, flags_by_seed: dict, dataset="svamp", strategy="pot"):
+    return [{"dataset": dataset, "method": f"{method}@{seed}" if seed is not None else method, "question_id": f"q{i}",
+             "strategy": strategy, "correct": bool(flag)}
+            for seed, flags in flags_by_seed.items() for i, flag in enumerate(flags)]
+
+
+def test_accuracy_is_the_mean_over_seeds_on_the_problems():
+    combined = seeded_rows("PoTD", {0: [1, 1, 0, 0], 1: [1, 1, 1, 0], 2: [1, 0, 0, 0]}) + \
+        seeded_rows("base", {None: [1, 0, 0, 0]}, strategy="cot")
+    table = accuracy_table(combined).set_index("method")
+    assert table.loc["PoTD", "n"] == 4 and table.loc["PoTD", "correct"] == 2  # mean of 2, 3 and 1 correct
+    assert table.loc["PoTD", "accuracy"] == 0.5 and (table.loc["PoTD", "ci_low"], table.loc["PoTD", "ci_high"]) == \
+        pytest.approx(wilson_ci(2, 4))
+    assert table.loc["base", "n"] == 4 and table.loc["base", "correct"] == 1
+    by_seed = accuracy_by_seed(combined)
+    assert list(by_seed.columns) == ["dataset", "method", "strategy", "seed", "n", "correct", "accuracy"]
+    assert by_seed.set_index("seed")["correct"].to_dict() == {0: 2, 1: 3, 2: 1}  # base has no seed: not listed
+    assert set(by_seed["method"]) == {"PoTD"} and set(by_seed["n"]) == {4}
+
+
+def test_paired_comparison_on_known_counts():
+    from scipy.stats import binomtest
+
+    # 100 problems: A right and B wrong on 30, B right and A wrong on 10, both right on 20
+    a = [1] * 30 + [0] * 10 + [1] * 20 + [0] * 40
+    b = [0] * 30 + [1] * 10 + [1] * 20 + [0] * 40
+    ids = [f"q{i}" for i in range(100)]
+    result = paired_comparison({0: dict(zip(ids, map(bool, a)))}, {0: dict(zip(ids, map(bool, b)))})
+    assert (result["a_only"], result["b_only"]) == (30, 10)
+    assert result["p_value"] == pytest.approx(binomtest(30, 40, 0.5).pvalue) and result["p_value"] < 0.05
+    assert result["verdict"] == "A beats B" and result["every_seed"]
+    assert (result["a_accuracy"], result["b_accuracy"]) == (0.5, 0.3)
+    # the same problems with the roles swapped
+    assert paired_comparison({0: dict(zip(ids, map(bool, b)))}, {0: dict(zip(ids, map(bool, a)))})["verdict"] == \
+        "B beats A"
+
+
+def test_a_seed_that_disagrees_keeps_a_difference_within_training_noise():
+    ids = [f"q{i}" for i in range(100)]
+    strong = dict(zip(ids, [True] * 50 + [False] * 50))
+    weak = dict(zip(ids, [True] * 30 + [False] * 70))
+    unlucky = dict(zip(ids, [True] * 25 + [False] * 75))  # a seed of A below B
+    result = paired_comparison({0: strong, 1: strong, 2: unlucky}, {0: weak})
+    assert result["p_value"] < 0.05 and not result["every_seed"]
+    assert result["verdict"] == "within training noise"
+    assert (result["a_seeds"], result["b_seeds"]) == (3, 1)
+    # stacked seed pairs: seed k of A with seed k of B, B's one seed repeated
+    assert (result["a_only"], result["b_only"]) == (20 + 20 + 0, 5)
+
+
+def test_compare_methods_reads_each_method_at_its_strategy():
+    combined = seeded_rows("PoTD", {0: [1] * 30 + [0] * 10, 1: [1] * 28 + [0] * 12}) + \
+        seeded_rows("PoTD", {0: [0] * 40, 1: [0] * 40}, strategy="cot") + \
+        seeded_rows("base", {None: [1] * 2 + [0] * 38}, strategy="cot")
+    table = compare_methods(combined, {"base": "cot", "PoTD": "pot"})
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["a"], row["b"], row["a_strategy"], row["b_strategy"]) == ("base", "PoTD", "cot", "pot")
+    assert row["verdict"] == "PoTD beats base" and row["a_seeds"] == 1 and row["b_seeds"] == 2

@@ -2,8 +2,17 @@
 import pytest
 from transformers import AutoModelForCausalLM
 
-from eotd import ablations, evaluate, infer, params, protocol, students
+import json
+
+from eotd import ablations, evaluate, infer, params, protocol, students, train
 from eotd.data import Problem
+
+
+@pytest.fixture(scope="module")
+def llama_tokenizer():
+    from eotd import models
+
+    return models.load("tiny-llama")[1]
 
 
 @pytest.fixture
@@ -27,33 +36,51 @@ def splits():
 
 def test_methods_train_into_loadable_folders_with_model_cards(p):
     results = students.train_methods(p, splits(), progress=False)
-    assert set(results) == {"CoTD", "ETD"}
-    for method, result in results.items():
+    assert set(results) == {"CoTD@0", "ETD@0"}  # one seed each: the run's
+    for label, result in results.items():
         AutoModelForCausalLM.from_pretrained(result.path)
         card = (result.path / "README.md").read_text()
-        assert f"# {method} student distilled from `tiny-llama`" in card and "data hash" in card
+        assert f"# {label[:-2]} student distilled from `tiny-llama`" in card and "data hash" in card
+        assert "Training seed (data order): 0" in card
     losses = students.losses_frame(results)
-    assert set(losses.method) == {"CoTD", "ETD"} and {"step", "loss"} <= set(losses.columns)
+    assert set(losses.method) == {"CoTD@0", "ETD@0"} and {"step", "loss"} <= set(losses.columns)
+
+
+def test_training_seeds_change_the_data_order_and_nothing_else(p):
+    seeded = params.validate({**p.to_dict(), "methods": ["CoTD"], "train_seeds": {"CoTD": [3, 4]}}, "test")
+    assert students.labels(seeded) == {"CoTD@3": ("CoTD", 3), "CoTD@4": ("CoTD", 4)}
+    results = students.train_methods(seeded, splits(), progress=False)
+    assert set(results) == {"CoTD@3", "CoTD@4"}
+    done = {label: json.loads((r.path.parent / protocol.DONE_FILE).read_text()) for label, r in results.items()}
+    configs = {label: d["config"] for label, d in done.items()}
+    assert configs["CoTD@3"]["seed"] == 3 and configs["CoTD@4"]["seed"] == 4
+    assert {k: v for k, v in configs["CoTD@3"].items() if k != "seed"} == \
+        {k: v for k, v in configs["CoTD@4"].items() if k != "seed"}
+    assert done["CoTD@3"]["data_hash"] == done["CoTD@4"]["data_hash"]  # the same rows
+    examples = [{"input_ids": [1] * (5 + i % 7), "labels": [1] * (5 + i % 7)} for i in range(40)]
+    orders = [train.batches(examples, 4, seed, 0) for seed in (3, 4)]
+    assert orders[0] != orders[1]  # another order ...
+    assert sorted(i for b in orders[0] for i in b) == sorted(i for b in orders[1] for i in b) == list(range(40))
 
 
 def test_predictions_are_cached_per_model(p, monkeypatch):
     students.train_methods(p, splits(), progress=False)
     sets = {"toy": [Problem("t1", "toy", "Tom has 3 apples and gets 4 more. How many?", 7)]}
-    path = str(students.student_dir(p, "ETD") / "final")
-    first = students.predict(p, "ETD", path, sets, protocol.METHODS["ETD"], progress=False)
+    path = str(students.student_dir(p, "ETD@0") / "final")
+    first = students.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False)
     assert [r["thought"] for r in first] == ["cot", "pot", "eot"]
     calls = []
     monkeypatch.setattr(infer, "generate", lambda *a, **k: calls.append(a) or [])
-    assert students.predict(p, "ETD", path, sets, protocol.METHODS["ETD"], progress=False) == first
+    assert students.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False) == first
     assert not calls  # nothing generated the second time
 
 
 def test_model_cards_get_the_evaluation_table(p):
     students.train_methods(p, splits(), progress=False)
-    combined = [{"dataset": "toy", "method": "ETD", "question_id": "t1", "strategy": "vote", "correct": True}]
-    students.update_model_cards(p, evaluate.accuracy_table(combined))
-    students.update_model_cards(p, evaluate.accuracy_table(combined))  # replaces, never appends twice
-    card = (students.student_dir(p, "ETD") / "final" / "README.md").read_text()
+    combined = [{"dataset": "toy", "method": "ETD@0", "question_id": "t1", "strategy": "vote", "correct": True}]
+    students.update_model_cards(p, evaluate.accuracy_by_seed(combined))
+    students.update_model_cards(p, evaluate.accuracy_by_seed(combined))  # replaces, never appends twice
+    card = (students.student_dir(p, "ETD@0") / "final" / "README.md").read_text()
     assert card.count("## Evaluation") == 1 and "| toy" in card
 
 
@@ -62,10 +89,10 @@ def test_ablation_grid_reuses_main_students():
     grid = ablations.variants(p, splits())
     mixes = [v for v in grid if v.ablation == "thought_mix"]
     assert [v.variant for v in mixes] == ["cot", "pot", "eot", "cot+pot", "cot+eot", "pot+eot", "cot+pot+eot"]
-    assert {v.variant: v.label for v in mixes}["cot+pot+eot"] == "ETD"
-    assert {v.variant: v.label for v in mixes}["pot"] == "PoTD"
+    assert {v.variant: v.label for v in mixes}["cot+pot+eot"] == "ETD@0"  # the main students (the run's seed)
+    assert {v.variant: v.label for v in mixes}["pot"] == "PoTD@0"
     sizes = {v.variant: v for v in grid if v.ablation == "data_size"}
-    assert sizes["ETD 100%"].label == "ETD" and len(sizes["ETD 50%"].rows) == 6  # 2 of 4 questions x 3 thoughts
+    assert sizes["ETD 100%"].label == "ETD@0" and len(sizes["ETD 50%"].rows) == 6  # 2 of 4 questions x 3 thoughts
     assert not [v for v in grid if v.ablation == "rationales_per_question"]  # one sample per question
 
 
@@ -87,6 +114,18 @@ def test_etd_at_the_single_format_budget():
     assert etd == students.training_rows(p, {"etd": data}, "ETD")  # seeded
     union = params.validate({"name": "unit"}, "test")
     assert students.training_rows(union, {"etd": data}, "ETD") == data  # the paper's union
+
+
+def test_union_etd_holds_every_verified_rationale_with_its_trigger(llama_tokenizer):
+    union = params.validate({"name": "unit", "etd_data": "union"}, "test")
+    data = rows(questions=5)
+    etd = students.training_rows(union, {"etd": data}, "ETD")
+    assert sorted((r["question_id"], r["thought"]) for r in etd) == \
+        sorted((f"q{i}", t) for i in range(5) for t in ("cot", "pot", "eot"))  # each question in every type
+    examples = train.build_examples(etd, llama_tokenizer, False, train.TrainConfig())
+    for row, example in zip(etd, examples):
+        prompt = llama_tokenizer.decode([i for i, label in zip(example["input_ids"], example["labels"]) if label == -100])
+        assert prompt.rstrip().endswith(protocol.TRIGGERS[row["thought"]])  # learned with its own trigger
 
 
 def test_generation_budget_follows_training_lengths(p):
@@ -116,7 +155,7 @@ def test_rationale_style_ablation_pairs_the_same_questions():
     grid = ablations.variants(p, {"pot": pot, "etd": pot})
     executor, commented = grid
     assert (executor.variant, commented.variant) == ("PoTD executor", "PoTD commented")
-    assert executor.label == "PoTD" and commented.label == "PoTD:commented"
+    assert executor.label == "PoTD@0" and commented.label == "PoTD:commented"
     assert [r["question_id"] for r in executor.rows] == [r["question_id"] for r in commented.rows]
     for plain, noted in zip(executor.rows, commented.rows):
         assert noted["rationale"].startswith("# ") and not plain["rationale"].startswith("#")
@@ -144,9 +183,9 @@ def test_students_command_trains_every_method_of_a_params_file(tmp_path, monkeyp
 
     first = command()
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "PoTD: " in first.stdout and "ETD: " in first.stdout
+    assert "PoTD@0: " in first.stdout and "ETD@0: " in first.stdout
     for method in ("PoTD", "ETD"):
-        assert (tmp_path / "cache" / "students" / "cli" / method / "final" / "README.md").exists()
+        assert (tmp_path / "cache" / "students" / "cli" / f"{method}@0" / "final" / "README.md").exists()
     assert command().stdout.count("(reused)") == 2
 
 
@@ -181,25 +220,25 @@ def test_two_process_training_matches_one_process_and_resumes_when_killed(tmp_pa
     assert launched.returncode == 0, launched.stderr[-3000:]
     # the main process alone reports (a line per method) and draws the progress lines
     assert [line.split(":")[0] for line in launched.stdout.splitlines() if not line.startswith("train ")] == [
-        "PoTD", "ETD"]
+        "PoTD@0", "ETD@0"]
     assert sum(line.startswith("train ") for line in launched.stdout.splitlines()) == 2
     single = subprocess.run([sys.executable, "-m", "eotd.students", str(tmp_path / "one.yaml")], env=env,
                             capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
     students_dir = tmp_path / "cache" / "students"
     for method in ("PoTD", "ETD"):
-        folder = students_dir / "two" / method
+        folder = students_dir / "two" / f"{method}@0"
         assert (folder / "final" / "model.safetensors").exists() and (folder / "final" / "README.md").exists()
         assert not (folder / "checkpoint").exists() and not list(folder.glob(".*tmp"))
-    done2 = json.loads((students_dir / "two" / "PoTD" / "done.json").read_text())
-    losses1 = json.loads((students_dir / "one" / "PoTD" / "done.json").read_text())["losses"]
+    done2 = json.loads((students_dir / "two" / "PoTD@0" / "done.json").read_text())
+    losses1 = json.loads((students_dir / "one" / "PoTD@0" / "done.json").read_text())["losses"]
     losses2 = done2["losses"]
     assert len(losses1) == len(losses2) > 2 and done2["resumed_from_step"] == 0
     for a, b in zip(losses1, losses2):
         assert a["tokens"] == b["tokens"]  # the same examples in every step
         assert abs(a["loss"] - b["loss"]) <= 1e-3 * abs(a["loss"]), (losses1, losses2)
 
-    killed = students_dir / "killed" / "PoTD"
+    killed = students_dir / "killed" / "PoTD@0"
     run = subprocess.Popen(launch + [str(tmp_path / "killed.yaml")], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
     state_file = killed / "checkpoint" / "eotd_train_state.json"
@@ -232,7 +271,7 @@ def test_a_served_student_gives_the_in_process_predictions(p, tmp_path):
 
     trained = students.train_methods(params.validate({**p.to_dict(), "lr": 3e-3, "epochs": 6.0}, "test"),
                                      splits(), progress=False)
-    folder = str(trained["ETD"].path)
+    folder = str(trained["ETD@0"].path)
     sets = {"gsm_symbolic": list(load_gsm_symbolic(4, seed=3))}
     budget = {"cot": 12, "pot": 10, "eot": 8}
     local = students.predict(p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False, max_new_tokens=budget)
@@ -255,7 +294,7 @@ def test_a_served_student_that_is_not_there_fails_with_its_name(p):
     from eotd.data import Problem
 
     trained = students.train_methods(p, splits(), progress=False)
-    folder = str(trained["CoTD"].path)
+    folder = str(trained["CoTD@0"].path)
     with CompletionsServer(folder, name="something-else") as server:
         remote_p = params.validate({**p.to_dict(), "student_base_url": server.base_url}, "test")
         with pytest.raises(Exception, match="CoTD"):

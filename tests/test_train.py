@@ -286,3 +286,53 @@ def test_changed_data_or_config_retrains(tmp_path):
     retuned = train("tiny-llama", other, tmp_path, TrainConfig(epochs=1, seed=1, **FAST), progress=False)
     assert not retuned.skipped
     assert train("tiny-llama", other, tmp_path, TrainConfig(epochs=1, seed=1, **FAST), progress=False).skipped
+
+
+def test_time_based_checkpoints_resume_like_step_based(llama_run, tmp_path, monkeypatch):
+    """checkpoint_minutes alone (no step rule): a run killed after a time-based checkpoint resumes from it and
+    ends on the uninterrupted curve. The clock is faked (each read 20 s later) and the kill is an exception."""
+    import dataclasses
+    import itertools
+    import types
+
+    from eotd import train as train_module
+
+    _, full = llama_run
+    config = dataclasses.replace(LLAMA_CONFIG, checkpoint_every=0, checkpoint_minutes=2.5)
+    clock = itertools.count(0.0, 20.0)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    calls = itertools.count(1)
+    real_loss = train_module.loss_of
+
+    def killed_at_14(model, batch):
+        if next(calls) == 14:
+            raise KeyboardInterrupt("killed")
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(train_module, "loss_of", killed_at_14)
+    with pytest.raises(KeyboardInterrupt):
+        train("tiny-llama", ROWS, tmp_path, config, progress=False)
+    state = json.loads((tmp_path / "checkpoint" / "eotd_train_state.json").read_text())
+    assert 0 < state["step"] < 14 and not (tmp_path / "done.json").exists()
+    monkeypatch.setattr(train_module, "loss_of", real_loss)
+    resumed = train("tiny-llama", ROWS, tmp_path, config, progress=False)
+    assert json.loads((tmp_path / "done.json").read_text())["resumed_from_step"] == state["step"]
+    assert [x["step"] for x in resumed.losses] == list(range(1, 31))
+    assert torch.allclose(torch.tensor([x["loss"] for x in resumed.losses]),
+                          torch.tensor([x["loss"] for x in full.losses]), rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoints_by_time_are_spaced_by_wall_time(tmp_path, monkeypatch):
+    import dataclasses
+    import types
+
+    from eotd import train as train_module
+
+    saved = []
+    monkeypatch.setattr(train_module, "_save_checkpoint", lambda acc, out, pos, meta: saved.append(pos.step))
+    ticks = iter(range(0, 10_000, 30))  # every clock read 30 s later
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    train("tiny-llama", ROWS, tmp_path, dataclasses.replace(LLAMA_CONFIG, checkpoint_every=0, checkpoint_minutes=3.0),
+          progress=False)
+    gaps = [b - a for a, b in zip([0] + saved, saved)]
+    assert saved and len(set(gaps)) == 1 and 1 < gaps[0] < 30  # evenly spaced by time, not by the step count

@@ -69,11 +69,12 @@ def variants(p: Params, splits) -> list[Variant]:
             rows = tuple(r for r in etd if r["thought"] in mix)
             method = _method_for(mix)
             same = method is not None and tuple(students.training_rows(p, splits, method)) == rows
-            out.append(Variant("thought_mix", "+".join(mix), method if same else "mix:" + "+".join(mix), mix, rows))
+            label = students.main_label(p, method) if same else "mix:" + "+".join(mix)
+            out.append(Variant("thought_mix", "+".join(mix), label, mix, rows))
     for method in p.ablation_size_methods:
         rows = students.training_rows(p, splits, method)
         for fraction in p.ablation_sizes:
-            label = method if fraction == 1 else f"{method}:{fraction:.0%}"
+            label = students.main_label(p, method) if fraction == 1 else f"{method}:{fraction:.0%}"
             out.append(Variant("data_size", f"{method} {fraction:.0%}", label, protocol.METHODS[method],
                                tuple(subsample(rows, fraction, p.seed) if fraction < 1 else rows)))
     for method in p.ablation_style_methods:  # the main student vs one trained on the commented rewrite
@@ -81,14 +82,15 @@ def variants(p: Params, splits) -> list[Variant]:
         commented = commented_rows(p, rows)
         kept = {r["question_id"] for r in commented}
         same = [r for r in rows if r["question_id"] in kept]  # the same questions on both sides
-        label = method if len(same) == len(rows) else f"{method}:executor"
+        label = students.main_label(p, method) if len(same) == len(rows) else f"{method}:executor"
         out.append(Variant("rationale_style", f"{method} executor", label, protocol.METHODS[method], tuple(same)))
         out.append(Variant("rationale_style", f"{method} commented", f"{method}:commented", protocol.METHODS[method],
                            tuple(commented)))
     samples = max((r["sample_index"] for r in etd), default=0) + 1
     if samples > 1:
         for k in sorted({1, samples}):
-            out.append(Variant("rationales_per_question", f"k={k}", "ETD" if k == samples else f"ETD:k={k}",
+            label = students.main_label(p, "ETD") if k == samples else f"ETD:k={k}"
+            out.append(Variant("rationales_per_question", f"k={k}", label,
                                protocol.METHODS["ETD"], tuple(first_k(etd, k))))
     return out
 

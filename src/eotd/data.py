@@ -5,6 +5,7 @@ a Problem. Bad records raise DataError (file, line / record, field); only non-nu
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -13,6 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -21,6 +23,14 @@ from eotd.records import utf8_text
 from eotd.answers import Number, normalize, parse_number, to_json
 
 DATASETS = ("gsm8k_train", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard")
+# Benchmarks whose records carry their own equation, which `equation_solution` turns into a worked solution.
+_WITH_EQUATIONS = ("svamp", "asdiv", "multiarith")
+
+
+def has_equations(name: str) -> bool:
+    """Whether a benchmark's problems carry a worked solution the annotation teacher can convert (GSM8K's annotated
+    answers, or the set's own equations)."""
+    return name in _WITH_EQUATIONS or name.startswith("gsm8k")
 
 
 @dataclass(frozen=True)
@@ -107,9 +117,62 @@ def _gsm8k(rec, i: int, name: str) -> Problem:
     return Problem(f"{name}-{i}", name, _text(rec, "question"), _exact(gold, "answer"), text)
 
 
+# ---- benchmark equations as worked solutions (for the annotation teacher) ----
+
+_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_ASKED = re.compile(r"\bhow (?:many|much) (?:more |fewer |less )?([a-z]+)", re.IGNORECASE)
+_NOT_UNITS = {"more", "fewer", "less", "do", "does", "did", "is", "are", "was", "were", "will", "can", "has", "have",
+              "had", "would", "should", "of", "in", "time", "longer", "further", "farther", "bigger", "larger"}
+
+
+def _number_text(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.4f}".rstrip("0").rstrip(".")
+
+
+def _calc_lines(node, lines: list[str]) -> Fraction:
+    """Post-order walk of an arithmetic expression: one GSM8K-style `a op b = <<a op b=c>>c` line per operation."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return Fraction(Decimal(repr(node.value)))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_calc_lines(node.operand, lines)
+    if not (isinstance(node, ast.BinOp) and type(node.op) in _OPS):
+        raise ValueError(f"not plain arithmetic: {ast.dump(node)[:60]}")
+    left, right = _calc_lines(node.left, lines), _calc_lines(node.right, lines)
+    op = _OPS[type(node.op)]
+    value = {"+": left + right, "-": left - right, "*": left * right}.get(op) if op != "/" else left / right
+    expr = f"{_number_text(left)} {op} {_number_text(right)}"
+    lines.append(f"{expr} = <<{expr.replace(' ', '')}={_number_text(value)}>>{_number_text(value)}")
+    return value
+
+
+def equation_solution(expression: str, answer: Number, question: str = "") -> str | None:
+    """A benchmark's own equation (SVAMP `( 76.0 - 25.0 )`, MultiArith `X=((32.0+42.0)-35.0)`, ASDiv `7+2=9`) as a
+    worked solution in GSM8K's annotated format, so the annotation teacher converts it like a GSM8K solution; the
+    final line names what the question asks for (`How many pieces ...` -> `pieces`). None when the equation is not
+    plain arithmetic on numbers or does not give `answer`."""
+    text = expression.strip()
+    text = text.split("=", 1)[1] if re.match(r"^[A-Za-z]\s*=", text) else text.rsplit("=", 1)[0]
+    try:
+        lines: list[str] = []
+        value = _calc_lines(ast.parse(text.strip(), mode="eval").body, lines)
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+    if not lines or abs(float(value) - float(answer)) > 1e-4 * max(1.0, abs(float(answer))):
+        return None
+    asked = next((w.lower() for w in _ASKED.findall(question) if w.lower() not in _NOT_UNITS), None)
+    if asked:
+        lines[-1] += f" {asked}"
+    return "\n".join([*lines, f"#### {_number_text(Fraction(value))}"])
+
+
 def _svamp(rec, i: int, name: str) -> Problem:
     question = _text(rec, "Body") + " " + _text(rec, "Question")
-    return Problem(_text(rec, "ID"), name, question, _exact(_field(rec, "Answer", (int, float))[1], "Answer"))
+    answer = _exact(_field(rec, "Answer", (int, float))[1], "Answer")
+    equation = rec.get("Equation") if isinstance(rec, dict) else None
+    solution = equation_solution(equation, answer, question) if isinstance(equation, str) else None
+    return Problem(_text(rec, "ID"), name, question, answer, solution)
 
 
 _NEG_PAREN = re.compile(r"^-\s*\(([^()]*)\)$")  # ASDiv writes -1/3 as "-(1/3)"; parse_number reads "(...)" as a unit
@@ -127,7 +190,9 @@ def _asdiv(rec, i: int, name: str) -> Problem | Skipped:
         reason = ("several answers" if ";" in raw else "ratio or clock time" if re.search(r"\d:\d", raw)
                   else "not a single number")
         return Skipped(rid, raw, reason)
-    return Problem(rid, name, question, value)
+    formula = rec.get("Formula", rec.get("formula")) if isinstance(rec, dict) else None
+    solution = equation_solution(formula, value, question) if isinstance(formula, str) else None
+    return Problem(rid, name, question, value, solution)
 
 
 def _multiarith(rec, i: int, name: str) -> Problem:
@@ -138,7 +203,11 @@ def _multiarith(rec, i: int, name: str) -> Problem:
         if len(value) != 1:
             raise _Bad(key, f"expected one solution, got {len(value)}")
         value = value[0]
-    return Problem(f"multiarith-{i}", name, _text(rec, ("sQuestion", "question")), _exact(value, key))
+    question, answer = _text(rec, ("sQuestion", "question")), _exact(value, key)
+    equations = rec.get("lEquations") if isinstance(rec, dict) else None
+    solution = equation_solution(equations[0], answer, question) \
+        if isinstance(equations, list) and len(equations) == 1 and isinstance(equations[0], str) else None
+    return Problem(f"multiarith-{i}", name, question, answer, solution)
 
 
 def _gsm_hard(rec, i: int, name: str) -> Problem:

@@ -165,6 +165,23 @@ def find_overlaps(train: Sequence[Problem], evaluation: Sequence[Problem], n: in
     return rows
 
 
+def near_duplicates_of(evaluation: Sequence[Problem], candidates: Sequence[Problem], n: int = DEFAULT_N,
+                       threshold: float = DEFAULT_THRESHOLD) -> set[str]:
+    """Ids of the candidate training questions in which some evaluation item is found (find_overlaps' measure, each
+    candidate taken alone as the training side): what a training set must leave out so that find_overlaps flags
+    no evaluation item."""
+    postings: dict[tuple[str, ...], list[int]] = {}
+    for i, candidate in enumerate(candidates):
+        for gram in ngrams(normalize(candidate.question), n):
+            postings.setdefault(gram, []).append(i)
+    found: set[str] = set()
+    for item in evaluation:
+        grams = ngrams(normalize(item.question), n)
+        counts = Counter(i for gram in grams for i in postings.get(gram, ()))
+        found |= {candidates[i].id for i, hits in counts.items() if hits / len(grams) >= threshold}
+    return found
+
+
 def split_clean(evaluation: Sequence[Problem], overlaps: Sequence[dict]) -> tuple[list[Problem], list[Problem]]:
     """(clean, overlapping) evaluation items, each in evaluation order; overlaps must be find_overlaps' rows."""
     flags = {row["id"]: row["contaminated"] for row in overlaps}

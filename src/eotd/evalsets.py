@@ -90,6 +90,37 @@ def _decontaminated(problems: list[data.Problem], n: int | None, seed: int, trai
     return clean, overlapping, overlaps
 
 
+IN_DOMAIN, OUT_OF_DOMAIN = "in-domain", "out-of-domain"
+
+
+def domains(p: Params) -> dict[str, str]:
+    """Each evaluation set as in-domain (its own training fold, or its training split, is in the training data:
+    train_extra, GSM8K train for GSM8K test, the training templates for their unseen instances) or out-of-domain."""
+    own = {"gsm8k_train": "gsm8k_test", "gsm_symbolic": "gsm_symbolic_instance"}.get(p.train_dataset)
+    return {name: IN_DOMAIN if name in p.train_extra or name == own else OUT_OF_DOMAIN for name in p.eval_sets}
+
+
+def training_fold(p: Params, name: str, count: int | None) -> list[data.Problem]:
+    """A benchmark's training fold (params train_extra): its problems minus its own evaluation sample (the seeded
+    sample `load` draws) and minus every near-duplicate of an item in the evaluation sample of any benchmark of
+    p.eval_sets; then a seeded sample of `count`. (A top-up in `load` checks its candidates against the training
+    questions, so it never takes a fold item.)"""
+    problems = list(data.load(name, p.data_dir))
+    held_out: list[data.Problem] = []
+    for other in dict.fromkeys([*p.eval_sets, *p.ablation_eval_sets]):
+        if other in GSM_SYMBOLIC:
+            continue
+        pool = problems if other == name else list(data.load(other, p.data_dir))
+        held_out += _sample(pool, limit(p, other), p.seed)
+    chosen = {pr.id for pr in held_out if pr.dataset == name}
+    rest = [pr for pr in problems if pr.id not in chosen]
+    near = decontaminate.near_duplicates_of(held_out, rest)
+    clean = [pr for pr in rest if pr.id not in near]
+    if p.teacher == "annotation":  # it can only rewrite problems whose record carries an equation that converts
+        clean = [pr for pr in clean if pr.solution]
+    return _sample(clean, count, p.seed)
+
+
 def load(p: Params, train: list[data.Problem]) -> EvalSets:
     """Every set named in p.eval_sets, sampled to its limit and split into clean / overlapping with `train`."""
     result = EvalSets({})

@@ -15,7 +15,8 @@ from scipy.stats import binomtest
 from eotd.answers import Number, numbers_equal, to_json
 from eotd.params import Params
 from eotd.report import method_order
-from eotd.protocol import ACCURACY_COLUMNS, DEFAULT_FALLBACK, THOUGHTS, VOTE, fallback_strategy
+from eotd.protocol import (ACCURACY_COLUMNS, DEFAULT_FALLBACK, SEED_COLUMNS, THOUGHTS, VOTE,
+                           fallback_strategy, split_label)
 from eotd.verify import verify_many
 
 PRODUCED = frozenset({"ok", "wrong_answer"})
@@ -119,17 +120,95 @@ def wilson_ci(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return (float(ci.low), float(ci.high))
 
 
-def accuracy_table(combined: list[dict]) -> pd.DataFrame:
-    """Accuracy with a 95% Wilson interval per dataset, method and strategy."""
+def _with_seeds(combined: list[dict]) -> pd.DataFrame:
+    """The combined rows with each student label split into method and training seed ("PoTD@1" -> PoTD, 1)."""
+    frame = pd.DataFrame(combined)
+    parts = frame["method"].map(split_label)
+    return frame.assign(method=parts.str[0], seed=parts.str[1])
+
+
+def accuracy_by_seed(combined: list[dict]) -> pd.DataFrame:
+    """Accuracy of every trained student (method x training seed) per dataset and strategy; rows of students
+    without a seed (the untrained base) are left out."""
     rows = []
     if combined:
-        frame = pd.DataFrame(combined)
+        frame = _with_seeds(combined)
+        frame = frame[frame["seed"].notna()]
+        for (dataset, method, strategy, seed), group in frame.groupby(["dataset", "method", "strategy", "seed"]):
+            flags = group["correct"].astype(bool)
+            rows.append({"dataset": dataset, "method": method, "strategy": strategy, "seed": int(seed),
+                         "n": len(flags), "correct": int(flags.sum()), "accuracy": float(flags.mean())})
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
+
+
+def accuracy_table(combined: list[dict]) -> pd.DataFrame:
+    """Accuracy with a 95% Wilson interval per dataset, method and strategy. A method trained with several seeds
+    gets one row: n = its problems, correct = the mean over seeds of its correct answers (rounded to a whole problem),
+    so accuracy is the seed mean and the interval is over the problems, not over problems x seeds."""
+    rows = []
+    if combined:
+        frame = _with_seeds(combined).fillna({"seed": -1})
         for (dataset, method, strategy), group in frame.groupby(["dataset", "method", "strategy"], sort=True):
-            flags = group["correct"].astype(bool).to_numpy()
-            low, high = wilson_ci(int(flags.sum()), len(flags))
-            rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": len(flags),
-                         "correct": int(flags.sum()), "accuracy": float(flags.mean()), "ci_low": low, "ci_high": high})
+            per_seed = group.groupby("seed")["correct"].agg(["sum", "size"])
+            n = int(per_seed["size"].max())
+            correct = int(round(float(per_seed["sum"].mean())))
+            low, high = wilson_ci(correct, n)
+            rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": n,
+                         "correct": correct, "accuracy": correct / n, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+
+
+COMPARISON_COLUMNS = ["dataset", "a", "b", "a_strategy", "b_strategy", "a_seeds", "b_seeds", "a_accuracy",
+                      "b_accuracy", "a_only", "b_only", "p_value", "every_seed", "verdict"]
+
+
+def paired_comparison(a: dict[int, dict[str, bool]], b: dict[int, dict[str, bool]], alpha: float = 0.05) -> dict:
+    """Compare two methods on the same problems. `a` and `b`: seed -> {problem id: correct}. The paired test is an
+    exact McNemar test (scipy's binomial test on the discordant problems) over stacked seed pairs (seed k of A with
+    seed k of B, the shorter list repeated); "A beats B" needs p < alpha and every seed of A above every seed of B."""
+    a_seeds, b_seeds = sorted(a), sorted(b)
+    problems = sorted(set.intersection(*(set(v) for v in [*a.values(), *b.values()])))
+    a_only = b_only = 0
+    for k in range(max(len(a_seeds), len(b_seeds))):
+        left, right = a[a_seeds[k % len(a_seeds)]], b[b_seeds[k % len(b_seeds)]]
+        a_only += sum(left[q] and not right[q] for q in problems)
+        b_only += sum(right[q] and not left[q] for q in problems)
+    p_value = float(binomtest(a_only, a_only + b_only, 0.5).pvalue) if a_only + b_only else 1.0
+    acc = {name: [sum(run[q] for q in problems) / max(len(problems), 1) for run in side.values()]
+           for name, side in (("a", a), ("b", b))}
+    if p_value < alpha and min(acc["a"]) > max(acc["b"]):
+        verdict, every = "A beats B", True
+    elif p_value < alpha and min(acc["b"]) > max(acc["a"]):
+        verdict, every = "B beats A", True
+    else:
+        verdict = "within training noise"
+        every = min(acc["a"]) > max(acc["b"]) or min(acc["b"]) > max(acc["a"])
+    return {"a_seeds": len(a_seeds), "b_seeds": len(b_seeds), "a_accuracy": float(np.mean(acc["a"])),
+            "b_accuracy": float(np.mean(acc["b"])), "a_only": a_only, "b_only": b_only, "p_value": p_value,
+            "every_seed": every, "verdict": verdict}
+
+
+def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
+    """Every pair of methods (each at its strategy in `strategies`) on every dataset, by `paired_comparison`; a
+    verdict names the winner ("PoTD beats base") or says "within training noise"."""
+    if not combined:
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    frame = _with_seeds(combined).fillna({"seed": -1})
+    frame = frame[frame["method"].map(strategies).eq(frame["strategy"])]
+    runs: dict[tuple[str, str], dict[int, dict[str, bool]]] = {}
+    for (dataset, method, seed), group in frame.groupby(["dataset", "method", "seed"]):
+        runs.setdefault((dataset, method), {})[int(seed)] = dict(zip(group["question_id"], group["correct"].astype(bool)))
+    rows = []
+    for dataset in sorted({d for d, _ in runs}):
+        present = [m for m in method_order(strategies) if (dataset, m) in runs]
+        for i, a in enumerate(present):
+            for b in present[i + 1:]:
+                result = paired_comparison(runs[dataset, a], runs[dataset, b], alpha)
+                verdict = {"A beats B": f"{a} beats {b}", "B beats A": f"{b} beats {a}"}.get(result["verdict"],
+                                                                                           result["verdict"])
+                rows.append({"dataset": dataset, "a": a, "b": b, "a_strategy": strategies[a],
+                             "b_strategy": strategies[b], **result, "verdict": verdict})
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[dict], list[dict], pd.DataFrame]:
@@ -161,9 +240,9 @@ def no_answer_table(scored: list[dict]) -> pd.DataFrame:
 
 def examples(scored: list[dict], combined: list[dict], method: str, correct: bool, k: int = 3, seed: int = 0,
              strategy: str | None = None) -> list[dict]:
-    """Up to k rows of `method` (optionally one strategy) that are right (correct=True) or wrong, sampled by seed,
-    each with `output`: what the student wrote in the thought the strategy used."""
-    pool = [r for r in combined if r["method"] == method and r["correct"] == correct
+    """Up to k rows of `method` (any of its training seeds; optionally one strategy) that are right (correct=True)
+    or wrong, sampled by seed, each with `output`: what the student wrote in the thought the strategy used."""
+    pool = [r for r in combined if split_label(r["method"])[0] == method and r["correct"] == correct
             and (strategy is None or r["strategy"] == strategy)]
     picks = np.random.default_rng(seed).choice(len(pool), size=min(k, len(pool)), replace=False)
     text = {(o["dataset"], o["method"], o["question_id"], o["thought"]): o.get("raw_output", o["output"])
@@ -173,7 +252,8 @@ def examples(scored: list[dict], combined: list[dict], method: str, correct: boo
         # the thought whose answer was taken; when none gave one, the first the strategy tried
         tried = (row["thought_used"].split("+") if row["thought_used"] else
                  row["strategy"].removeprefix("fallback:").split(">") + list(THOUGHTS))
-        thought = next((t for t in tried if (row["dataset"], method, row["question_id"], t) in text), None)
-        output = text.get((row["dataset"], method, row["question_id"], thought))
+        label = row["method"]
+        thought = next((t for t in tried if (row["dataset"], label, row["question_id"], t) in text), None)
+        output = text.get((row["dataset"], label, row["question_id"], thought))
         chosen.append({**row, "thought": thought, "output": output})
     return chosen

@@ -30,6 +30,10 @@ class Params:
     # data synthesis (01)
     train_dataset: str = "gsm_symbolic"  # "gsm_symbolic" (reasoning-gym, offline) or a loader name like "gsm8k_train"
     train_questions: int | None = None  # a seeded sample of this many training questions; None = all
+    # benchmark training folds added to the training questions: set -> questions (None = the whole fold). A fold is
+    # the set minus its evaluation sample and every near-duplicate of an evaluated item; the annotation teacher
+    # converts the set's own equations (SVAMP Equation, MultiArith lEquations, ASDiv Formula). Makes the set in-domain.
+    train_extra: dict[str, int | None] = field(default_factory=dict)
     gsm_symbolic_split: str = "template"  # hold out whole templates ("template") or instances ("instance")
     gsm_symbolic_test_fraction: float = 0.2
     teacher: str = "annotation"  # "annotation" (gold-derived, offline) | "openai" (any compatible endpoint) | "transformers"
@@ -62,7 +66,10 @@ class Params:
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0  # gradient clipping; None or 0 = off
     mixed_precision: str = "auto"  # "auto" = bf16 autocast where the hardware has it, else "no"; or "bf16" / "no"
-    checkpoint_every: int = 50  # optimizer steps
+    checkpoint_every: int = 50  # optimizer steps (0 = by time only)
+    checkpoint_minutes: float | None = None  # also checkpoint when this much wall time passed since the last one
+    # training seeds (data order) per method: {PoTD: [0, 1, 2]}; a method not named trains once, with `seed`
+    train_seeds: dict[str, list[int]] = field(default_factory=dict)
     # evaluation (04)
     eval_sets: list[str] = field(default_factory=lambda: [
         "gsm_symbolic_template", "gsm_symbolic_instance", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard"])
@@ -73,7 +80,7 @@ class Params:
     eval_batch_size: int = 16  # most prompts per generation batch
     eval_batch_tokens: int | None = None  # token budget per generation batch: prompts x (longest prompt + new tokens)
     student_base_url: str | None = None  # evaluate through an OpenAI-compatible completions endpoint (vllm serve ...)
-    student_model: str = "{method}"  # the served model name; {method} is replaced by CoTD, PoTD, ..., base
+    student_model: str = "{method}"  # the served model name: {method} -> CoTD, ..., base; {seed}; {label} -> PoTD@1
     student_api_key_env: str = "OPENAI_API_KEY"  # not needed on loopback
     student_concurrency: int = 8
     evaluate_base: bool = True  # the untrained student, few-shot prompted, as the baseline
@@ -127,7 +134,8 @@ def _choices() -> dict[str, tuple]:
             "vote_tie_order": thoughts, "base_thoughts": thoughts, "etd_data": ("union", "one_per_question"),
             "gsm_symbolic_split": ("template", "instance"), "teacher": ("annotation", "openai", "transformers"),
             "mixed_precision": ("auto", "bf16", "fp16", "no"),
-            "train_dataset": ("gsm_symbolic",) + tuple(data.DATASETS)}
+            "train_dataset": ("gsm_symbolic",) + tuple(data.DATASETS),
+            "train_extra": tuple(n for n in data.DATASETS if data.has_equations(n)), "train_seeds": methods}
 
 
 # key -> (lowest allowed, highest allowed); None values mean "all"/"off" where the key's type allows None
@@ -139,7 +147,7 @@ _RANGES = {"train_questions": (1, None), "samples_per_question": (1, None), "epo
            "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256), "teacher_timeout": (0.1, 3600), "student_concurrency": (1, 256), "teacher_max_retries": (0, 20),
            "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "warmup_ratio": (0, 1),
            "weight_decay": (0, None), "max_grad_norm": (0, None), "temperature": (0, 5),
-           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9)}
+           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9), "checkpoint_minutes": (1e-6, None)}
 
 
 def _check_values(p: Params, source: str) -> None:
@@ -157,6 +165,14 @@ def _check_values(p: Params, source: str) -> None:
             span = f"at least {low}" if high is None else f"between {low} and {high}"
             none = " (or null for all)" if key in ("train_questions", "eval_limit", "ablation_eval_limit") else ""
             raise ParamsError(f"{source}: key {key!r} must be {span}{none}, got {value!r}")
+    for name, n in p.train_extra.items():
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ParamsError(f"{source}: train_extra[{name!r}] must be a whole number of at least 1 or null, got {n!r}")
+    for method, seeds in p.train_seeds.items():
+        if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds) or \
+                not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ParamsError(f"{source}: train_seeds[{method!r}] must be a non-empty list of distinct whole numbers, "
+                              f"got {seeds!r}")
     for name, n in p.eval_limits.items():
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ParamsError(f"{source}: eval_limits[{name!r}] must be a whole number of at least 1, got {n!r}")

@@ -36,6 +36,7 @@ def fallback_strategy(order) -> str:
 # candidate (b) (the paper's own rule is unknown, so this is our choice).
 HEADLINE_STRATEGY = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": fallback_strategy(DEFAULT_FALLBACK)}
 ACCURACY_COLUMNS = ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
+SEED_COLUMNS = ["dataset", "method", "strategy", "seed", "n", "correct", "accuracy"]
 OVERLAP_SUFFIX = "_overlap"  # <set>_overlap: benchmark items found in the training data, never in a headline
 
 # A trained student's folder: final/ (a transformers folder), done.json (config, data hash, losses, timings) and,
@@ -43,6 +44,17 @@ OVERLAP_SUFFIX = "_overlap"  # <set>_overlap: benchmark items found in the train
 FINAL_DIR = "final"
 DONE_FILE = "done.json"
 CHECKPOINT_DIR = "checkpoint"
+
+
+def student_label(method: str, seed: int) -> str:
+    """The label of one trained student: its method and training seed, "PoTD@1"."""
+    return f"{method}@{seed}"
+
+
+def split_label(label: str) -> tuple[str, int | None]:
+    """"PoTD@1" -> ("PoTD", 1); a label without a seed (the untrained base, an ablation variant) -> (label, None)."""
+    method, at, seed = label.rpartition("@")
+    return (method, int(seed)) if at and seed.lstrip("-").isdigit() else (label, None)
 
 
 def student_input(question: str, thought: str) -> str:

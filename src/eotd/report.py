@@ -163,19 +163,38 @@ def interval(row) -> str:
     return f"{_pct(row['accuracy'])}% [{_pct(row['ci_low'])}–{_pct(row['ci_high'])}]"
 
 
-def headline_pivot(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> pd.DataFrame:
-    """The headline table: one row per dataset (no `_overlap`), its n, and one column per method at its headline
-    strategy (columns named `method (strategy)`), each cell `accuracy% [95 % CI]`."""
+def headline_pivot(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None,
+                   domains: dict[str, str] | None = None) -> pd.DataFrame:
+    """The headline table: one row per dataset (no `_overlap`; with `domains`, the in-domain sets after the
+    out-of-domain ones and a domain column), its n, and one column per method at its headline strategy (columns
+    named `method (strategy)`), each cell `accuracy% [95 % CI]`."""
     chosen = headline_strategies(acc, strategy_for)
     rows = headline(acc, strategy_for)
     datasets = list(dict.fromkeys(rows["dataset"]))
+    if domains:
+        datasets.sort(key=lambda d: domains.get(d, "") == "in-domain")
     table = pd.DataFrame(index=pd.Index(datasets, name="dataset"))
+    if domains:
+        table["domain"] = [domains.get(d, "—") for d in datasets]
     table["n"] = [("/".join(str(n) for n in sorted(set(rows.loc[rows["dataset"] == d, "n"].astype(int)))))
                   for d in datasets]
     for method in method_order(rows["method"]):
         part = rows[rows["method"] == method].set_index("dataset")
         table[f"{method} ({chosen[method]})"] = [interval(part.loc[d]) if d in part.index else "—" for d in datasets]
     return table
+
+
+def seed_pivot(by_seed: pd.DataFrame, strategy_for: dict[str, str]) -> pd.DataFrame:
+    """Training noise at a glance: datasets x methods (each at its strategy), cells `mean% [min–max] (k seeds)` from
+    accuracy_by_seed.csv."""
+    if by_seed.empty:
+        return pd.DataFrame()
+    rows = by_seed[(by_seed["strategy"] == by_seed["method"].map(strategy_for)) & by_seed["dataset"].map(is_headline)]
+    stats = rows.groupby(["dataset", "method"])["accuracy"].agg(["mean", "min", "max", "size"])
+    cells = stats.apply(lambda r: f"{_pct(r['mean'])}% [{_pct(r['min'])}–{_pct(r['max'])}] ({int(r['size'])} "
+                                  f"seed{'s' if r['size'] > 1 else ''})", axis=1)
+    table = cells.unstack("method")
+    return table[method_order(table.columns)]
 
 
 def read_json(path: Path) -> dict:
@@ -201,6 +220,11 @@ def setting_line(params: dict, summary: dict) -> str:
         teacher += " (LLM)" if summary["teacher_is_llm"] else " (not an LLM)"
     questions = params.get("train_questions")
     train = f"{questions if questions is not None else 'all'} {params.get('train_dataset', '?')} training questions"
+    extra = params.get("train_extra") or {}
+    if extra:
+        train += " + training folds of " + ", ".join(f"{name} ({'all' if n is None else n})" for name, n in extra.items())
+        if summary.get("questions"):
+            train += f" ({summary['questions']} questions in all)"
     device = params.get("device") or "CPU"
     return f"student {params.get('student') or 'not recorded'}; teacher {teacher}; {train}; {device}"
 
@@ -213,16 +237,28 @@ def tier_markdown(tier_dir: Path) -> str:
     params = run_params(read_json(tier_dir / "run.json"))
     summary = read_json(tier_dir / "synthesis_summary.json")
     chosen = headline_strategies(acc)
-    table = headline_pivot(acc)
-    methods = list(table.columns[1:])
-    header = ["dataset", "n"] + [column.replace("(", "(`").replace(")", "`)") for column in methods]
+    domains = read_json(tier_dir / "run.json").get("stages", {}).get("04_evaluation", {}).get("domains")
+    table = headline_pivot(acc, domains=domains)
+    fixed = ["domain", "n"] if domains else ["n"]
+    methods = [c for c in table.columns if c not in fixed]
+    seeds = _seed_counts(tier_dir)
+    header = ["dataset", *fixed] + [column.replace("(", "(`").replace(")", "`)")
+                                    + (f" ×{seeds[column.split(' (')[0]]}" if seeds.get(column.split(" (")[0], 1) > 1
+                                       else "") for column in methods]
     lines = [f"### `{tier_dir.name}`", "", f"Setting: {setting_line(params, summary)}.", "",
-             "| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(methods)) + "|"]
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * (1 + len(fixed)) + ["---:"] * len(methods)) + "|"]
     for dataset, row in table.iterrows():
         lines.append("| " + " | ".join([f"`{dataset}`", *row]) + " |")
     overlap = acc[~acc["dataset"].map(is_headline)]
     notes = ["", "- Cells: accuracy % [95 % Wilson interval] from `accuracy.csv`; n = questions per dataset "
              "(several values when methods differ)."]
+    if any(k > 1 for k in seeds.values()):
+        notes.append("- `×k`: the method was trained with k seeds (data order); its cell is the mean over seeds, "
+                     "`accuracy_by_seed.csv` has each seed and `method_comparisons.csv` the paired tests.")
+    if domains:
+        notes.append("- in-domain: the set's own training fold (or training split) is in the training data; "
+                     "out-of-domain: it is not.")
     if BASELINE in chosen:
         notes.append(f"- `{BASELINE}` is shown at its best single strategy on these test sets (`{chosen[BASELINE]}`), "
                      "which favours the baseline.")
@@ -234,6 +270,14 @@ def tier_markdown(tier_dir: Path) -> str:
         notes.append("- `_overlap` rows (decontamination-removed items) are excluded from the table; "
                      "this tier has none.")
     return "\n".join(lines + notes) + "\n"
+
+
+def _seed_counts(tier_dir: Path) -> dict[str, int]:
+    """method -> how many training seeds accuracy_by_seed.csv holds for it ({} when the file is absent)."""
+    path = Path(tier_dir) / "accuracy_by_seed.csv"
+    if not path.exists():
+        return {}
+    return pd.read_csv(path).groupby("method")["seed"].nunique().to_dict()
 
 
 def results_markdown(results_dir: Path) -> str:

@@ -36,11 +36,29 @@ def final_dir(p: Params, label: str) -> Path:
     return student_dir(p, label) / protocol.FINAL_DIR
 
 
-def fit(p: Params, label: str, rows: list[dict], progress: bool = True) -> TrainResult:
-    """Train (or resume, or reuse) the student for one method or ablation variant, and write its model card."""
+def seeds(p: Params, method: str) -> list[int]:
+    """The training seeds (data orders) of a method: train_seeds[method], else the run's seed."""
+    return list(p.train_seeds.get(method, [p.seed]))
+
+
+def labels(p: Params) -> dict[str, tuple[str, int]]:
+    """Every trained student of the run: label ("PoTD@1") -> (method, seed), methods in params order."""
+    return {protocol.student_label(m, s): (m, s) for m in p.methods for s in seeds(p, m)}
+
+
+def main_label(p: Params, method: str) -> str:
+    """The label of a method's student trained with the run's seed (what an ablation variant with the same data
+    reuses)."""
+    return protocol.student_label(method, p.seed)
+
+
+def fit(p: Params, label: str, rows: list[dict], progress: bool = True, seed: int | None = None) -> TrainResult:
+    """Train (or resume, or reuse) the student for one method or ablation variant, and write its model card.
+    `seed` (default: the run's) fixes the data order and nothing else."""
     from accelerate import PartialState
 
-    result = train(p.student, rows, student_dir(p, label), train_config(p), method=label, progress=progress)
+    config = dataclasses.replace(train_config(p), seed=p.seed if seed is None else seed)
+    result = train(p.student, rows, student_dir(p, label), config, method=label, progress=progress)
     if PartialState().is_main_process:  # under `accelerate launch` only one process writes
         write_model_card(result.path, p, label, rows, result)
     return result
@@ -75,8 +93,8 @@ def training_rows(p: Params, splits, method: str) -> list[dict]:
 
 
 def train_methods(p: Params, splits, progress: bool = True) -> dict[str, TrainResult]:
-    """One student per method in p.methods, from the synthesis stage's splits."""
-    return {m: fit(p, m, training_rows(p, splits, m), progress) for m in p.methods}
+    """One student per method in p.methods and training seed, from the synthesis stage's splits; keyed by label."""
+    return {label: fit(p, label, training_rows(p, splits, m), progress, seed=s) for label, (m, s) in labels(p).items()}
 
 
 def losses_frame(results: dict[str, TrainResult]) -> pd.DataFrame:
@@ -95,10 +113,12 @@ def training_figures(results: dict[str, TrainResult]) -> pd.DataFrame:
 
 def write_model_card(folder: Path, p: Params, label: str, rows: list[dict], result: TrainResult) -> Path:
     """README.md of a trained student: base model, method, params and training-data hash (accuracy added by 04)."""
-    thoughts = protocol.METHODS.get(label, sorted({r["thought"] for r in rows}))
+    method, seed = protocol.split_label(label)
+    thoughts = protocol.METHODS.get(method, sorted({r["thought"] for r in rows}))
     lines = [
         "---", "library_name: transformers", "tags: [math-reasoning, distillation, eotd]", "---",
-        f"# {label} student distilled from `{p.student}`", "",
+        f"# {method} student distilled from `{p.student}`", "",
+        *([f"- Training seed (data order): {seed}"] if seed is not None else []),
         f"- Base model: `{p.student}` ({models.describe(p.student)})",
         f"- Method: {label}, trained on thought types {', '.join(thoughts)}; input `Question: <q>\\n<trigger>\\n`",
         f"- Training data: {len(rows)} verified rationales from the `{p.train_dataset}` synthesis of params "
@@ -112,14 +132,17 @@ def write_model_card(folder: Path, p: Params, label: str, rows: list[dict], resu
 
 
 def update_model_cards(p: Params, accuracy: pd.DataFrame) -> list[Path]:
-    """Put (or replace) each trained student's evaluation table in its model card."""
+    """Put (or replace) each trained student's evaluation table (its own seed's rows of `accuracy`, e.g.
+    accuracy_by_seed.csv) in its model card."""
     updated = []
-    for method in p.methods:
-        card = final_dir(p, method) / "README.md"
+    for label, (method, seed) in labels(p).items():
+        card = final_dir(p, label) / "README.md"
         if not card.exists():
             continue
         head = card.read_text().split("\n## Evaluation\n")[0].rstrip("\n")
-        table = accuracy[accuracy.method == method].to_markdown(index=False, floatfmt=".3f")
+        mine = accuracy[(accuracy.method == method) & (accuracy.seed == seed)] if "seed" in accuracy else \
+            accuracy[accuracy.method == method]
+        table = mine.to_markdown(index=False, floatfmt=".3f")
         records.atomic_write_text(card, f"{head}\n\n## Evaluation\n\n{table}\n")
         updated.append(card)
     return updated
@@ -154,7 +177,8 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
     re-run (or a resumed run) only generates what is missing. `max_new_tokens` per thought (see generation_budget)
     defaults to p.max_new_tokens for every thought."""
     budget = {t: (max_new_tokens or {}).get(t, p.max_new_tokens) for t in thoughts}
-    served = p.student_model.format(method=label) if p.student_base_url else None
+    method, seed = protocol.split_label(label)
+    served = p.student_model.format(method=method, seed=seed, label=label) if p.student_base_url else None
     key = json.dumps([model_path, _fingerprint(model_path), budget, few_shot,
                       {t: prompts.load(t).version for t in thoughts}] + ([["served", served]] if served else []),
                      sort_keys=True)
@@ -195,13 +219,14 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
 
 def predict_methods(p: Params, sets: dict[str, list[Problem]], max_new_tokens: dict[str, int]) -> list[dict]:
     """The outputs of the untrained baseline (when p.evaluate_base: its chat template, base_shots exemplars, each of
-    base_thoughts) and of every trained method's student in its own thought types, on every set."""
+    base_thoughts) and of every trained student (each method, each seed) in its own thought types, on every set;
+    an output's "method" is the student's label ("PoTD@1")."""
     outputs = []
     if p.evaluate_base:
         outputs += predict(p, protocol.BASELINE, models.resolve(p.student), sets, tuple(p.base_thoughts),
                            few_shot=p.base_shots, max_new_tokens=max_new_tokens)
-    for method in p.methods:
-        outputs += predict(p, method, str(final_dir(p, method)), sets, protocol.METHODS[method],
+    for label, (method, _) in labels(p).items():
+        outputs += predict(p, label, str(final_dir(p, label)), sets, protocol.METHODS[method],
                            max_new_tokens=max_new_tokens)
     return outputs
 
@@ -227,9 +252,9 @@ def main() -> None:
 
     results = train_methods(p, synthesis.load_train_splits(p))
     if PartialState().is_main_process:
-        for method, result in results.items():
+        for label, result in results.items():
             how = "reused" if result.skipped else f"{result.steps} steps"
-            print(f"{method}: {paths.relative(result.path)} ({how})")
+            print(f"{label}: {paths.relative(result.path)} ({how})")
 
 
 if __name__ == "__main__":

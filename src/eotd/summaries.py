@@ -105,7 +105,12 @@ def evaluation(out: Path) -> str:
         lines.append(f"- ETD by strategy, pooled over its {etd['dataset'].nunique()} sets "
                      f"({int(etd.groupby('dataset')['n'].max().sum())} problems): "
                      + ", ".join(f"`{s}` {100 * a:.1f} %" for s, a in pooled.items()) + ".")
-    contamination = read_json(out / "run.json").get("stages", {}).get("04_evaluation", {}).get("contamination", [])
+    lines += _seed_lines(out, chosen)
+    stage = read_json(out / "run.json").get("stages", {}).get("04_evaluation", {})
+    domains = stage.get("domains") or {}
+    if domains:
+        lines.append("- Domains: " + "; ".join(f"`{d}` {kind}" for d, kind in domains.items()) + ".")
+    contamination = stage.get("contamination", [])
     removed = [c for c in contamination if c["n_overlap"]]
     lines.append("- Decontamination: " + ("; ".join(f"{c['n_overlap']} of {c['n_eval']} `{c['eval_set']}` items "
                                                      "overlap the training questions and are reported apart"
@@ -113,6 +118,36 @@ def evaluation(out: Path) -> str:
                                            if removed else "no benchmark item overlaps the training questions")
                  + ".")
     return "\n".join(lines)
+
+
+def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
+    """Training noise (each multi-seed method's spread over seeds) and which method differences hold across seeds
+    (method_comparisons.csv: a paired test on the same problems and every seed agreeing)."""
+    lines = []
+    by_seed_file, comparisons_file = out / "accuracy_by_seed.csv", out / "method_comparisons.csv"
+    if by_seed_file.exists():
+        by_seed = pd.read_csv(by_seed_file)
+        by_seed = by_seed[by_seed["strategy"] == by_seed["method"].map(chosen)]
+        seeds = by_seed.groupby("method")["seed"].nunique()
+        lines.append("- Training seeds (data order): " + ", ".join(f"{m} {seeds[m]}" for m in method_order(seeds.index))
+                     + "; a method's accuracy above is its mean over seeds.")
+        spread = by_seed[by_seed["method"].map(seeds) > 1].groupby(["method", "dataset"])["accuracy"].agg(["min", "max"])
+        for method in method_order(spread.index.get_level_values("method")):
+            part = spread.loc[method]
+            widest = (part["max"] - part["min"]).idxmax()
+            lines.append(f"- {method} across its {seeds[method]} seeds: " + ", ".join(
+                f"`{d}` {100 * r['min']:.1f}–{100 * r['max']:.1f} %" for d, r in part.iterrows())
+                + f" (widest on `{widest}`: {100 * (part.loc[widest, 'max'] - part.loc[widest, 'min']):.1f} points).")
+    if comparisons_file.exists():
+        comparisons = pd.read_csv(comparisons_file)
+        comparisons = comparisons[comparisons["dataset"].map(is_headline)]
+        holds = comparisons[comparisons["verdict"] != "within training noise"]
+        lines.append(f"- Differences that hold across seeds (exact McNemar test p < 0.05 on the same problems, and "
+                     f"every seed of the winner above every seed of the other): {len(holds)} of {len(comparisons)} "
+                     "method pairs" + (": " + "; ".join(
+                         f"{r['verdict']} on `{r['dataset']}` (p = {r['p_value']:.2g})" for _, r in holds.iterrows())
+                         if len(holds) else "") + ". Every other difference is within training noise.")
+    return lines
 
 
 def ablations(out: Path) -> str:

@@ -26,13 +26,19 @@ COLUMNS = ("question_id", "dataset", "question", "gold", "thought", "rationale",
 
 
 def training_problems(p: Params) -> list[data.Problem]:
-    """The training questions: GSM-Symbolic's training templates/instances, or a seeded sample of a loaded set."""
+    """The training questions: GSM-Symbolic's training templates/instances, or a seeded sample of a loaded set, plus
+    the benchmark training folds of p.train_extra (evalsets.training_fold)."""
+    from eotd import evalsets
+
     if p.train_dataset == "gsm_symbolic":
         n = p.train_questions or 1000
-        return list(data.load_gsm_symbolic(n, p.seed, "train", p.gsm_symbolic_split, p.gsm_symbolic_test_fraction))
-    problems = list(data.load(p.train_dataset, p.data_dir))
-    if p.train_questions and p.train_questions < len(problems):
-        problems = sorted(random.Random(p.seed).sample(problems, p.train_questions), key=problems.index)
+        problems = list(data.load_gsm_symbolic(n, p.seed, "train", p.gsm_symbolic_split, p.gsm_symbolic_test_fraction))
+    else:
+        problems = list(data.load(p.train_dataset, p.data_dir))
+        if p.train_questions and p.train_questions < len(problems):
+            problems = sorted(random.Random(p.seed).sample(problems, p.train_questions), key=problems.index)
+    for name, count in p.train_extra.items():
+        problems += evalsets.training_fold(p, name, count)
     return problems
 
 

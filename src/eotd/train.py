@@ -58,7 +58,8 @@ class TrainConfig:
     seed: int = 0
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
-    checkpoint_every: int = 50  # optimizer steps
+    checkpoint_every: int = 50  # optimizer steps (0 = off)
+    checkpoint_minutes: float | None = None  # also checkpoint once this much wall time passed since the last one
     mixed_precision: str = "auto"  # "auto" = bf16 where the hardware supports it (CPU avx512_bf16, or CUDA), else "no"
     max_grad_norm: float | None = 1.0  # gradient clipping (None/0 = off)
 
@@ -380,6 +381,7 @@ def _optimize(accelerator, setup: _Setup, config: TrainConfig, at: _Position, ch
     t_start = time.perf_counter()
     seconds_before = at.seconds
     group_loss, group_tokens, t_step = [], 0, time.perf_counter()
+    t_checkpoint = t_step
     for epoch in range(at.epoch, setup.n_epochs):
         if at.step >= setup.total_steps:
             break
@@ -419,10 +421,23 @@ def _optimize(accelerator, setup: _Setup, config: TrainConfig, at: _Position, ch
             if stop_after_steps is not None and at.step >= stop_after_steps:
                 checkpoint(at)
                 return True
-            if config.checkpoint_every and at.step % config.checkpoint_every == 0:
+            if _checkpoint_due(accelerator, config, at.step, time.perf_counter() - t_checkpoint):
                 checkpoint(at)
+                t_checkpoint = time.perf_counter()
             t_step = time.perf_counter()
     return False
+
+
+def _checkpoint_due(accelerator, config: TrainConfig, step: int, seconds_since: float) -> bool:
+    """Every checkpoint_every steps, or once checkpoint_minutes of wall time passed since the last checkpoint (a
+    checkpoint writes weights and optimizer state, so by steps it costs more the faster the steps are). Processes
+    decide together: clocks differ, and a save that only some of them enter would hang."""
+    if config.checkpoint_every and step % config.checkpoint_every == 0:
+        return True
+    if not config.checkpoint_minutes:
+        return False
+    due = torch.tensor(float(seconds_since >= 60 * config.checkpoint_minutes), device=accelerator.device)
+    return bool(accelerator.reduce(due, "max").item())
 
 
 def _save_final(accelerator, setup: _Setup, unwrapped, out_dir: Path, done: dict) -> None:
