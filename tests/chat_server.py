@@ -13,7 +13,9 @@
 ``(body, hit) -> Action | None`` (None: normal reply). `reply(body) -> str` writes normal replies; `usage(body, text)`
 returns ``(prompt_tokens, completion_tokens)`` (replies longer than the request's max_tokens are cut to it, with
 finish_reason "length", as real servers do); `delay` (seconds) applies to every request. Actions: ok, rate_limited,
-server_error, malformed, no_choices, unauthorized, not_found, status, disconnect, slow.
+server_error, malformed, no_choices, unauthorized, not_found, status, disconnect, slow; and hostile ones, as broken
+proxies and buggy model servers answer: trickle_body, trickle_headers, endless_chunks (a byte now and then, for at
+most `limit` seconds), nested_json, lone_surrogate.
 
 `server.log` holds one LoggedRequest per request (arrival/finish time from time.monotonic, path, headers, parsed body,
 status sent); `server.max_in_flight` is the most requests handled at once. Everything stops at context exit.
@@ -21,6 +23,7 @@ status sent); `server.max_in_flight` is the most requests handled at once. Every
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +33,7 @@ from typing import Any, Callable, Sequence
 __all__ = [
     "Action", "ChatServer", "LoggedRequest", "default_reply", "default_usage", "last_user",
     "ok", "rate_limited", "server_error", "malformed", "no_choices", "unauthorized", "not_found", "status",
-    "disconnect", "slow",
+    "disconnect", "slow", "trickle_body", "trickle_headers", "endless_chunks", "nested_json", "lone_surrogate",
 ]
 
 
@@ -43,6 +46,7 @@ class Action:
     body: Any = None  # a dict (sent as JSON), a str/bytes (sent verbatim), or None for the normal completion
     delay: float = 0.0  # seconds before answering
     drop: bool = False  # close the connection without answering
+    stream: Callable[[Callable[[bytes], Any], threading.Event], None] | None = None  # (write, stop): raw bytes
 
 
 def ok(delay: float = 0.0) -> Action:
@@ -85,6 +89,47 @@ def status(code: int, body: Any = None, headers: Sequence[tuple[str, str]] = ())
 
 def disconnect() -> Action:
     return Action(drop=True)
+
+
+def _trickle(head: bytes, piece: bytes, interval: float, limit: float) -> Action:
+    """Send `head`, then `piece` every `interval` seconds until the client goes, the server stops or `limit` s pass."""
+    def stream(write: Callable[[bytes], Any], stop: threading.Event) -> None:
+        write(head)
+        end = time.monotonic() + limit
+        while time.monotonic() < end and not stop.wait(interval):
+            write(piece)
+    return Action(stream=stream)
+
+
+def trickle_body(interval: float = 0.2, limit: float = 20.0) -> Action:
+    """A 200 announcing 100 kB, then one space (valid JSON padding) per `interval`: far under any size cap."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    return _trickle(head, b" ", interval, limit)
+
+
+def trickle_headers(interval: float = 0.2, limit: float = 20.0) -> Action:
+    """A status line, then a header that never ends, one byte per `interval`."""
+    return _trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: ", b"a", interval, limit)
+
+
+def endless_chunks(interval: float = 0.1, limit: float = 20.0) -> Action:
+    """A chunked 200 whose chunks (one space each) never stop coming."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return _trickle(head, b"1\r\n \r\n", interval, limit)
+
+
+def nested_json(depth: int = 100_000) -> Action:
+    """A 200 whose body is valid JSON nested `depth` deep (2*depth bytes, under the size cap)."""
+    return Action(200, (), '{"choices": ' + "[" * depth + "]" * depth + "}")
+
+
+def lone_surrogate(kind: str = "chat") -> Action:
+    """A 200 whose text holds a JSON-escaped lone surrogate (as when a byte-level tokenizer cuts a character);
+    kind "chat" answers /chat/completions, "text" answers /completions."""
+    text = "The answer is 4 \ud800."
+    choice = {"message": {"role": "assistant", "content": text}} if kind == "chat" else {"text": text}
+    return Action(200, (), {"choices": [{"index": 0, **choice, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
 
 
 def last_user(body: dict | None) -> str:
@@ -140,7 +185,7 @@ class ChatServer:
 
     def __enter__(self) -> "ChatServer":
         handler = type("Handler", (_Handler,), {"chat": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -216,6 +261,12 @@ class ChatServer:
         }
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up is no server error
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     chat: ChatServer
     protocol_version = "HTTP/1.1"
@@ -266,18 +317,24 @@ class _Handler(BaseHTTPRequestHandler):
             if action.drop:
                 self.close_connection = True
                 return
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                code = 404
-                self._send(404, {"error": {"message": f"no route {self.path}"}})
-            elif action.body is None:
-                if not isinstance(body, dict):
-                    code = 400
-                    self._send(400, {"error": {"message": "request body is not a JSON object"}})
-                else:
-                    code = action.status
-                    self._send(code, chat._completion(body), action.headers)
-            else:
+            if action.stream is not None:
+                self.close_connection = True
+                try:
+                    action.stream(self.wfile.write, chat._stop)
+                except OSError:  # the client cut the connection: what a hostile server is for
+                    pass
+                return
+            if action.body is not None:  # a scripted answer, on any path (a served student posts to /completions)
                 code = action.status
                 self._send(code, action.body, action.headers)
+            elif self.path.rstrip("/") != "/v1/chat/completions":
+                code = 404
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+            elif not isinstance(body, dict):
+                code = 400
+                self._send(400, {"error": {"message": "request body is not a JSON object"}})
+            else:
+                code = action.status
+                self._send(code, chat._completion(body), action.headers)
         finally:
             chat._leave(entry, code)

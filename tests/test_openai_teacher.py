@@ -1,16 +1,18 @@
 """OpenAITeacher against a real HTTP server on 127.0.0.1 (tests/chat_server.py)."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import pytest
 
 from chat_server import (
-    ChatServer, default_reply, disconnect, last_user, malformed, no_choices, not_found, ok, rate_limited,
-    server_error, status, unauthorized,
+    ChatServer, default_reply, disconnect, endless_chunks, last_user, lone_surrogate, malformed, nested_json,
+    no_choices, not_found, ok, rate_limited, server_error, slow, status, trickle_body, trickle_headers, unauthorized,
 )
-from eotd.teachers.base import Request
+from eotd.served import ServedStudent
+from eotd.teachers.base import Completion, Request
 from eotd.teachers.openai_compat import OpenAITeacher, TeacherConfigError, request_seed
 
 KEY_ENV = "EOTD_TEST_OPENAI_KEY"
@@ -323,3 +325,149 @@ def test_timeout_comes_from_params():
                          "teacher_max_retries": 2}, "test")
     teacher = build(p)
     assert teacher.timeout == 7.5 and teacher.max_retries == 2
+
+
+# -- hostile endpoints: every reply ends as a Completion, in bounded time ------------------------------------------
+
+HOSTILE = dict(timeout=1.0, max_retries=1, backoff_base=0.01, backoff_cap=0.05)
+
+
+def client_for(kind: str, server: ChatServer, **kwargs):
+    """The teacher, or a served student (POST /completions), against `server`."""
+    if kind == "teacher":
+        return make(server, **{**HOSTILE, **kwargs})
+    return ServedStudent("student", server.base_url, {"cot": 16}, api_key_env=KEY_ENV,
+                         **{"concurrency": 4, **HOSTILE, **kwargs})
+
+
+def timed(client, requests) -> list[tuple[float, Completion]]:
+    started = time.monotonic()
+    return [(time.monotonic() - started, completion) for _, completion in client.complete(requests)]
+
+
+def test_request_deadline_formula():
+    """(R + 1) * T + R * backoff_cap, as the README states with the default cap of 60 s; a Retry-After longer than
+    the cap is waited for the cap only, so even it ends within the deadline."""
+    with ChatServer(script=lambda body, hit: rate_limited(retry_after="1e9")) as server:
+        assert make(server, timeout=120.0, max_retries=6).request_deadline == 7 * 120.0 + 6 * 0.05
+        assert OpenAITeacher("m", base_url=server.base_url, timeout=2.0, max_retries=1).request_deadline == 2 * 2 + 60
+        client = make(server, **HOSTILE)
+        [(elapsed, completion)] = timed(client, reqs(1))
+        hits = server.hits
+    assert hits == 2 and completion.error.startswith("HTTP 429") and elapsed <= client.request_deadline + 1.0
+
+
+@pytest.mark.parametrize("kind", ["teacher", "served"])
+@pytest.mark.parametrize("hostile", [trickle_body, trickle_headers, endless_chunks, lambda: slow(20)],
+                         ids=["trickled_body", "trickled_headers", "endless_chunked_body", "silent"])
+def test_a_trickling_reply_ends_at_the_deadline(kind, hostile):
+    """A server sending a byte every 0.2 s (per-read timeout never fires) is cut at `timeout` per attempt, and the
+    request ends within request_deadline; two requests on one connection slot, so no attempt escapes its watchdog."""
+    with ChatServer(script=lambda body, hit: hostile()) as server:
+        client = client_for(kind, server, concurrency=1)
+        results = timed(client, reqs(2))
+        hits = server.hits
+    assert client.request_deadline == 2 * 1.0 + 0.05
+    assert len(results) == 2 and hits == 4  # max_retries + 1 attempts each
+    for (elapsed, completion), previous in zip(results, [0.0] + [e for e, _ in results]):
+        assert completion.text is None and completion.error.startswith("timeout:"), completion.error
+        assert "gave up after 2 attempts" in completion.error
+        assert 2 * 1.0 <= elapsed - previous <= client.request_deadline + 1.0  # a margin for a loaded machine
+
+
+@pytest.mark.parametrize("kind", ["teacher", "served"])
+def test_deeply_nested_json_is_a_failed_request(kind):
+    with ChatServer(script=lambda body, hit: nested_json()) as server:
+        client = client_for(kind, server)
+        [(_, completion)] = timed(client, reqs(1))
+        hits = server.hits
+    assert completion.text is None and hits == 2
+    assert completion.error.startswith("malformed reply: JSON nested too deeply"), completion.error
+
+
+@pytest.mark.parametrize("kind", ["teacher", "served"])
+def test_a_lone_surrogate_is_refused(kind, tmp_path):
+    from eotd.teachers.cache import CompletionCache
+
+    with ChatServer(script=lambda body, hit: lone_surrogate("chat" if kind == "teacher" else "text")) as server:
+        client = client_for(kind, server)
+        [(_, completion)] = timed(client, reqs(1))
+        hits = server.hits
+    assert hits == 1  # what the model wrote: not asked again
+    assert completion.text is None and completion.error.startswith("invalid text:") and "U+D800" in completion.error
+    assert (completion.input_tokens, completion.output_tokens) == (10, 5)  # billed all the same
+    json.dumps(completion.error, ensure_ascii=False).encode("utf-8")  # a record can hold the error
+    cache = CompletionCache(tmp_path / "c.sqlite")
+    cache.put("k", reqs(1)[0], completion)  # nothing stored, nothing raised
+    assert len(cache) == 0
+    cache.close()
+
+
+def test_server_chosen_errors_are_valid_text():
+    from chat_server import Action
+
+    empty = Action(200, (), {"choices": [{"message": {"content": ""}, "finish_reason": "\ud800\x1b[2J" * 500}],
+                             "usage": {"prompt_tokens": float("inf"), "completion_tokens": 10**300}})
+    with ChatServer(script=[empty, status(418, b"\x1b[31m\xff\x00 teapot")]) as server:
+        results = [c for _, c in timed(make(server, concurrency=1), reqs(2))]
+    for completion in results:
+        assert completion.text is None and len(completion.error) <= 1000
+        completion.error.encode("utf-8")
+        assert "\x1b" not in completion.error
+    assert results[0].output_tokens == 2**31 - 1 and results[0].input_tokens == 0
+
+
+def test_a_served_evaluation_fails_in_bounded_time():
+    from types import SimpleNamespace
+
+    from eotd import served
+
+    p = SimpleNamespace(student_model="eotd-{method}", student_api_key_env=KEY_ENV, student_concurrency=2,
+                        teacher_timeout=1.0, teacher_max_retries=1)
+    with ChatServer(script=lambda body, hit: trickle_body()) as server:
+        p.student_base_url = server.base_url
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="prompt 0 of ETD failed: timeout"):
+            served.generate(p, "ETD", [("2 + 2 =", "cot")], {"cot": 8})
+    assert time.monotonic() - started <= 2 * 1.0 + 1.1 + 1.0  # two attempts, one default back-off, a margin
+
+
+def test_synthesis_against_a_partly_hostile_endpoint(tmp_path, monkeypatch):
+    """The run finishes, keeps the good completions in the cache, and reports the failed ones by reason."""
+    from chat_server import Action
+
+    from eotd import params, synthesis
+
+    monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
+    values = {"name": "hostile", "train_dataset": "gsm_symbolic", "train_questions": 5, "teacher": "openai",
+              "teacher_model": "scripted", "teacher_concurrency": 4, "teacher_timeout": 1.0,
+              "teacher_max_retries": 1}
+    problems = synthesis.training_problems(params.validate({**values, "teacher_base_url": "http://127.0.0.1:9/v1"},
+                                                           "test"))
+    hostile = {problems[0].question: trickle_body, problems[1].question: nested_json,
+               problems[2].question: lone_surrogate}
+
+    def script(body, hit, hostile=hostile):
+        question = next(p for p in problems if p.question in last_user(body))
+        if question.question in hostile:
+            return hostile[question.question]()
+        return Action(200, (), {"choices": [{"message": {"role": "assistant", "content": f"ans = {question.answer}"},
+                                             "finish_reason": "stop"}], "usage": {"prompt_tokens": 9,
+                                                                                  "completion_tokens": 3}})
+
+    with ChatServer(script=script) as server:
+        p = params.validate({**values, "teacher_base_url": server.base_url}, "test")
+        result = synthesis.run(p, progress=False)  # no SynthesisError: every type keeps something
+        first_hits = server.hits
+        hostile.clear()  # the endpoint recovers: only the failed requests are asked again
+        again = synthesis.run(p, progress=False)
+        second_hits = server.hits - first_hits
+    summary = json.loads((tmp_path / "results" / "hostile" / "synthesis_summary.json").read_text())
+    assert summary["types"] == again.summary["types"]
+    for thought, entry in result.summary["types"].items():
+        assert entry["kept"] == 2, (thought, entry)
+        assert {r: n for r, n in entry["reasons"].items() if r.startswith("teacher:")} == {
+            "teacher:timeout": 1, "teacher:malformed reply": 1, "teacher:invalid text": 1}, entry["reasons"]
+        assert summary["types"][thought]["kept"] == 5
+    assert first_hits == 3 * (2 * 2 + 1 + 2) and second_hits == 3 * 3

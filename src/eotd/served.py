@@ -1,12 +1,13 @@
 """Students served by an engine: evaluation sends the student's prompts to an OpenAI-compatible *completions*
 endpoint (`vllm serve <final folder>`, llama.cpp's server, TGI) instead of generating in-process, as lm-eval's
 `local-completions` does. Greedy (temperature 0), the same prompts and token budgets as `eotd.infer`, and the teacher
-client's concurrency, retries and error handling.
+client's concurrency, retries, deadline (teacher_timeout per attempt, OpenAITeacher.request_deadline per request) and
+error handling: a reply the client cannot use fails that prompt in bounded time, never hangs the evaluation.
 """
 from __future__ import annotations
 
 from eotd.teachers.base import Completion, Request
-from eotd.teachers.openai_compat import OpenAITeacher, first_choice
+from eotd.teachers.openai_compat import MalformedReply, OpenAITeacher, first_choice
 
 
 class ServedStudent(OpenAITeacher):
@@ -23,12 +24,11 @@ class ServedStudent(OpenAITeacher):
                 "max_tokens": self.max_tokens_for.get(request.thought, self.max_tokens)}
 
     @staticmethod
-    def _read(content: bytes) -> Completion | None:
+    def _read(content: bytes) -> Completion:
         """The text of choices[0]; an empty text is a real answer (the student ended at once)."""
-        found = first_choice(content)
-        if found is None or not isinstance(found[0].get("text"), str):
-            return None
-        choice, tokens_in, tokens_out = found
+        choice, tokens_in, tokens_out = first_choice(content)
+        if not isinstance(choice.get("text"), str):
+            raise MalformedReply("choices[0].text is not a string")
         return Completion(choice["text"], tokens_in, tokens_out)
 
 
