@@ -140,3 +140,52 @@ def test_study_stops_when_the_data_folder_lacks_a_set(tmp_path):
 def test_study_stops_on_a_bad_params_file(tmp_path):
     run = _study(tmp_path, "eval_limit: -5\n", {})
     assert run.returncode != 0 and "eval_limit" in run.stderr and "bad.yaml" in run.stderr
+
+
+def _eotd_imports(path, modules: set[str]) -> set[str]:
+    """The eotd modules a source file imports, at module level or inside functions: `from eotd import x`,
+    `from eotd.x import y`, `import eotd.x` and the relative forms."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ("eotd" + ("." + node.module if node.module else "")) if node.level else (node.module or "")
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "eotd" and len(parts) > 1 and parts[1] in modules:
+                found.add(parts[1])
+    return found - {path.stem}
+
+
+def test_no_import_cycle_among_eotd_modules():
+    files = {p.stem: p for p in (paths.ROOT / "src" / "eotd").glob("*.py")}
+    graph = {name: _eotd_imports(path, set(files)) for name, path in files.items()}
+
+    def cycle_from(start):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for dep in sorted(graph[node]):
+                if dep == start:
+                    return trail + [start]
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, trail + [dep]))
+        return None
+
+    cycles = [c for c in map(cycle_from, sorted(graph)) if c]
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+    assert "evalsets" not in graph["params"] and "params" in graph["evalsets"]  # the pair that was a cycle
+
+
+def test_gsm_symbolic_set_names_live_in_protocol():
+    from eotd import evalsets, protocol
+
+    assert evalsets.GSM_SYMBOLIC is protocol.GSM_SYMBOLIC
+    assert set(protocol.GSM_SYMBOLIC) <= set(params._choices()["eval_sets"])

@@ -6,10 +6,8 @@ import random
 from dataclasses import dataclass, field
 
 from eotd import data, decontaminate
-from eotd.protocol import OVERLAP_SUFFIX
+from eotd.protocol import GSM_SYMBOLIC, OVERLAP_SUFFIX
 from eotd.params import Params
-
-GSM_SYMBOLIC = ("gsm_symbolic_template", "gsm_symbolic_instance")
 
 
 class EvalSetError(RuntimeError):

@@ -124,9 +124,9 @@ def _matches(value, hint) -> bool:
 
 def _choices() -> dict[str, tuple]:
     """The allowed values of the keys that name things (lists are checked item by item)."""
-    from eotd import data, evalsets
+    from eotd import data
 
-    sets = tuple(evalsets.GSM_SYMBOLIC) + tuple(data.DATASETS)
+    sets = tuple(protocol.GSM_SYMBOLIC) + tuple(data.DATASETS)
     thoughts, methods = protocol.THOUGHTS, tuple(protocol.METHODS)
     return {"thought_types": thoughts, "methods": methods, "eval_sets": sets,
             "ablation_eval_sets": sets, "eval_limits": sets, "ablation_size_methods": methods,

@@ -38,6 +38,8 @@ HEADLINE_STRATEGY = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": fallbac
 ACCURACY_COLUMNS = ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
 SEED_COLUMNS = ["dataset", "method", "strategy", "seed", "n", "correct", "accuracy"]
 OVERLAP_SUFFIX = "_overlap"  # <set>_overlap: benchmark items found in the training data, never in a headline
+# The GSM-Symbolic evaluation sets: held-out templates, or unseen instances of the training templates.
+GSM_SYMBOLIC = ("gsm_symbolic_template", "gsm_symbolic_instance")
 
 # A trained student's folder: final/ (a transformers folder), done.json (config, data hash, losses, timings) and,
 # while training, checkpoint/.
