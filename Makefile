@@ -1,4 +1,4 @@
-# make study [PARAMS=params/X.yaml] [STUDY_ARGS=--wait] | make report | make test | make lab | make bench
+# make study [PARAMS=params/X.yaml] [STUDY_ARGS=--wait] | make report | make test | make lab | make bench | make tensorboard
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # EOTD_* folders given relative mean "from here"; notebook kernels run in notebooks/, so pass them on absolute.
 $(foreach v,EOTD_DATA_DIR EOTD_CACHE_DIR EOTD_RESULTS_DIR,$(if $($(v)),$(eval export $(v) := $(abspath $($(v))))))
 
-.PHONY: install study report test lab bench
+.PHONY: install study report test lab bench tensorboard
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	cd notebooks && ../$(BIN)/jupyter lab
+
+# The training curves (loss, learning rate, tokens/s per step) of every student trained in the cache.
+tensorboard: $(STAMP)
+	$(BIN)/tensorboard --logdir $${EOTD_CACHE_DIR:-.cache}/students $(TENSORBOARD_ARGS)
 
 bench: $(STAMP)
 	for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

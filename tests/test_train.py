@@ -336,3 +336,50 @@ def test_checkpoints_by_time_are_spaced_by_wall_time(tmp_path, monkeypatch):
           progress=False)
     gaps = [b - a for a, b in zip([0] + saved, saved)]
     assert saved and len(set(gaps)) == 1 and 1 < gaps[0] < 30  # evenly spaced by time, not by the step count
+
+
+def test_training_curves_go_to_tensorboard(tmp_path, monkeypatch):
+    """Each step's loss, lr and tokens/s land in out_dir/tensorboard with their step: a process killed after its
+    checkpoint and resumed leaves one curve equal to done.json's losses; log_with "none" writes no event file."""
+    import dataclasses
+    import itertools
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from eotd import train as train_module
+
+    def scalars(out, tag):
+        runs = {p.parent for p in (out / "tensorboard").rglob("events.out.tfevents.*")}
+        assert len(runs) == 1
+        events = EventAccumulator(str(runs.pop()))
+        events.Reload()
+        return [(e.step, e.value) for e in events.Scalars(tag)]
+
+    out = tmp_path / "curves"
+    config = TrainConfig(epochs=4, checkpoint_every=3, **FAST)  # 2 batches per epoch -> 8 steps
+    real_loss, calls = train_module.loss_of, itertools.count(1)
+
+    def killed_at_6(model, batch):
+        if next(calls) == 6:
+            raise KeyboardInterrupt("killed")
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(train_module, "loss_of", killed_at_6)
+    with pytest.raises(KeyboardInterrupt):
+        train("tiny-llama", ROWS, out, config, progress=False)
+    assert [step for step, _ in scalars(out, "train/loss")] == [1, 2, 3, 4, 5]  # steps 4-5 are past the checkpoint
+    monkeypatch.setattr(train_module, "loss_of", real_loss)
+    train("tiny-llama", ROWS, out, config, progress=False)
+    done = json.loads((out / "done.json").read_text())
+    assert done["resumed_from_step"] == 3
+    loss = scalars(out, "train/loss")
+    assert [step for step, _ in loss] == list(range(1, 9))
+    assert [value for _, value in loss] == pytest.approx([x["loss"] for x in done["losses"]], rel=1e-6)
+    assert [value for _, value in scalars(out, "train/lr")] == pytest.approx([x["lr"] for x in done["losses"]],
+                                                                            rel=1e-6)
+    assert [value for _, value in scalars(out, "train/tokens_per_s")] == pytest.approx(
+        [x["tokens_per_s"] for x in done["losses"]], abs=0.06)
+
+    off = tmp_path / "off"
+    train("tiny-llama", ROWS, off, dataclasses.replace(config, log_with="none"), progress=False)
+    assert (off / "done.json").exists() and not (off / "tensorboard").exists()

@@ -68,6 +68,9 @@ class Params:
     mixed_precision: str = "auto"  # "auto" = bf16 autocast where the hardware has it, else "no"; or "bf16" / "no"
     checkpoint_every: int = 50  # optimizer steps (0 = by time only)
     checkpoint_minutes: float | None = None  # also checkpoint when this much wall time passed since the last one
+    # training curves (loss, lr, tokens/s per step) through accelerate's trackers: "tensorboard" writes them next to
+    # the student in the cache (`make tensorboard`), "none" turns them off; "wandb" etc. pass through to accelerate
+    log_with: str = "tensorboard"
     # training seeds (data order) per method: {PoTD: [0, 1, 2]}; a method not named trains once, with `seed`
     train_seeds: dict[str, list[int]] = field(default_factory=dict)
     # evaluation (04)

@@ -20,6 +20,9 @@ done in the current epoch, and reproduces the loss curve of an uninterrupted run
 model + tokenizer (`from_pretrained` works on it) and `out_dir/done.json` the config, data hash, losses and timings;
 a rerun with the same student, config and data is skipped.
 
+Each optimizer step's loss, learning rate and tokens/s also go to accelerate's trackers (`TrainConfig.log_with`):
+TensorBoard event files in `out_dir/tensorboard/eotd` by default (`make tensorboard` shows every student's).
+
 On accelerate 1.15 + torch 2.13 (CPU), `Accelerator(mixed_precision="bf16", cpu=True)` really autocasts: prepare()
 wraps the model's forward in `torch.autocast("cpu", bfloat16)` (outputs converted back to fp32) and
 `accelerator.autocast()` enables CPU autocast too, so no hand-written `torch.autocast` is needed.
@@ -43,6 +46,8 @@ from eotd import console, models, records
 from eotd.protocol import CHECKPOINT_DIR, DONE_FILE, FINAL_DIR, student_input
 
 STATE_FILE = "eotd_train_state.json"
+TENSORBOARD_DIR = "tensorboard"  # out_dir/tensorboard/eotd: the run's TensorBoard event files
+UNHASHED = ("log_with",)  # TrainConfig fields that do not change the trained model, so not the run hash either
 MEGA_BATCH = 50  # batches per length-sorting window
 
 
@@ -62,6 +67,7 @@ class TrainConfig:
     checkpoint_minutes: float | None = None  # also checkpoint once this much wall time passed since the last one
     mixed_precision: str = "auto"  # "auto" = bf16 where the hardware supports it (CPU avx512_bf16, or CUDA), else "no"
     max_grad_norm: float | None = 1.0  # gradient clipping (None/0 = off)
+    log_with: str = "tensorboard"  # accelerate tracker for the training curves ("none" = off); not in the run hash
 
 
 @dataclass
@@ -212,7 +218,8 @@ def data_hash(rows: list[dict]) -> str:
 
 
 def _run_hash(student: str, config: TrainConfig, data: str) -> str:
-    blob = json.dumps({"student": student, "config": dataclasses.asdict(config), "data": data}, sort_keys=True)
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in UNHASHED}
+    blob = json.dumps({"student": student, "config": settings, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -230,11 +237,13 @@ def resolve_mixed_precision(value: str) -> str:
 
 # ------------------------------------------------------------------------------------------------------ training
 
-def _accelerator(config: TrainConfig):
+def _accelerator(config: TrainConfig, logging_dir: Path | None = None):
     """An Accelerator for one training run. The private accelerate calls the loop needs (accelerate 1.15) live here
-    and nowhere else: a fresh process-wide state per run, and one prepared dataloader at a time."""
+    and nowhere else: a fresh process-wide state per run, and one prepared dataloader at a time. Its trackers
+    (`config.log_with`) write under `logging_dir`; none without one."""
     import accelerate
     from accelerate.state import AcceleratorState
+    from accelerate.utils import ProjectConfiguration
 
     class EpochAccelerator(accelerate.Accelerator):
         def prepare_epoch(self, dataloader):
@@ -245,8 +254,11 @@ def _accelerator(config: TrainConfig):
 
     # AcceleratorState is a process-wide singleton that refuses a changed mixed precision: reset it per run.
     AcceleratorState._reset_state(reset_partial_state=False)
+    log_with = None if config.log_with == "none" or logging_dir is None else config.log_with
     accelerator = EpochAccelerator(mixed_precision=resolve_mixed_precision(config.mixed_precision),
-                                   gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available())
+                                   gradient_accumulation_steps=config.grad_accum, cpu=not torch.cuda.is_available(),
+                                   log_with=log_with, project_config=ProjectConfiguration(
+                                       logging_dir=str(logging_dir) if logging_dir is not None else None))
     ds_plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if ds_plugin is not None:  # DeepSpeed wants the micro-batch size when no dataloader is prepared with the model
         ds_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
@@ -412,6 +424,7 @@ def _optimize(accelerator, setup: _Setup, config: TrainConfig, at: _Position, ch
             at.train_tokens += tokens
             at.losses.append({"step": at.step, "epoch": round(epoch + at.position / setup.micro_per_epoch, 4),
                               "loss": step_loss, "tokens": tokens, "tokens_per_s": round(tok_s, 1), "lr": lr})
+            accelerator.log({"train/loss": step_loss, "train/lr": lr, "train/tokens_per_s": tok_s}, step=at.step)
             group_loss, group_tokens = [], 0
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{tok_s:.0f}", lr=f"{lr:.2e}")
@@ -438,6 +451,26 @@ def _checkpoint_due(accelerator, config: TrainConfig, step: int, seconds_since: 
         return False
     due = torch.tensor(float(seconds_since >= 60 * config.checkpoint_minutes), device=accelerator.device)
     return bool(accelerator.reduce(due, "max").item())
+
+
+def _start_tracking(accelerator, out_dir: Path, step: int) -> None:
+    """Start the trackers on the main process: TensorBoard writes out_dir/tensorboard/eotd. A fresh run (step 0)
+    starts a new curve; a resumed one appends from `step` on and hides what a killed process logged after its last
+    checkpoint (`purge_step`), so the curve matches done.json's losses."""
+    if not accelerator.log_with:
+        return
+    if accelerator.is_main_process and step == 0:
+        shutil.rmtree(out_dir / TENSORBOARD_DIR, ignore_errors=True)
+    accelerator.init_trackers("eotd", init_kwargs={"tensorboard": {"purge_step": step + 1} if step else {},
+                                                   "wandb": {"name": f"{out_dir.parent.name}/{out_dir.name}"}})
+
+
+def _end_tracking(accelerator) -> None:
+    """Close the trackers: what `accelerator.end_training()` does, less destroying the process group, which the next
+    student trained in the same `accelerate launch` process still needs."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.trackers.clear()
 
 
 def _save_final(accelerator, setup: _Setup, unwrapped, out_dir: Path, done: dict) -> None:
@@ -469,7 +502,7 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     if not rows:
         raise ValueError("no training rows")
 
-    accelerator = _accelerator(config)
+    accelerator = _accelerator(config, out_dir / TENSORBOARD_DIR)
     saved = _saved_position(accelerator, out_dir, run_hash)
     setup = _setup(accelerator, student, rows, config)
     at = _Position()
@@ -480,8 +513,12 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     meta = {"run_hash": run_hash, "data_hash": dhash, "student": student, "config": dataclasses.asdict(config)}
     bar = console.bar(total=setup.total_steps, initial=at.step, disable=not (progress and accelerator.is_main_process),
                       desc=f"train {method or student}", unit="step")
-    stopped = _optimize(accelerator, setup, config, at, lambda pos: _save_checkpoint(accelerator, out_dir, pos, meta),
-                        bar, stop_after_steps)
+    _start_tracking(accelerator, out_dir, at.step)
+    try:
+        stopped = _optimize(accelerator, setup, config, at,
+                            lambda pos: _save_checkpoint(accelerator, out_dir, pos, meta), bar, stop_after_steps)
+    finally:
+        _end_tracking(accelerator)
     bar.close()
     accelerator.prepare_epoch(None)
     model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
