@@ -92,14 +92,25 @@ def test_whole_smoke_study(smoke, capsys):
     assert {d: list(n) for d, n in sizes.items()} == {d: [p.eval_limits.get(d, p.eval_limit)] for d in p.eval_sets}
     assert (accuracy.accuracy == accuracy.correct / accuracy.n).all()
     assert ((accuracy.ci_low <= accuracy.accuracy) & (accuracy.accuracy <= accuracy.ci_high)).all()
+    by_seed = pd.read_csv(results / "accuracy_by_seed.csv")
+    assert list(by_seed.columns) == protocol.SEED_COLUMNS
+    assert by_seed.groupby("method")["seed"].unique().map(sorted).to_dict() == {
+        "CoTD": [0], "PoTD": [0, 1], "EoTD": [0, 1], "ETD": [0]}  # train_seeds
+    for (dataset, method, strategy), group in by_seed.groupby(["dataset", "method", "strategy"]):
+        row = accuracy[(accuracy.dataset == dataset) & (accuracy.method == method) & (accuracy.strategy == strategy)]
+        assert row.correct.item() == round(group.correct.mean())  # the headline row is the seed mean
+    comparisons = pd.read_csv(results / "method_comparisons.csv")
+    assert set(comparisons.a) | set(comparisons.b) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
     predictions = pd.read_parquet(results / "predictions.parquet")
-    assert len(predictions) == sum(accuracy[accuracy.strategy.isin(protocol.THOUGHTS)].n)
+    single = by_seed[by_seed.strategy.isin(protocol.THOUGHTS)]
+    base = accuracy[(accuracy.method == "base") & accuracy.strategy.isin(protocol.THOUGHTS)]
+    assert len(predictions) == single.n.sum() + base.n.sum()  # every seed of every student answered every problem
     losses = pd.read_csv(results / "training_losses.csv")
-    assert set(losses.method) == {"CoTD", "PoTD", "EoTD", "ETD"}
+    assert set(losses.method) == {"CoTD@0", "PoTD@0", "PoTD@1", "EoTD@0", "EoTD@1", "ETD@0"}
     ablation = pd.read_csv(results / "ablation_accuracy.csv")
-    assert set(ablation.ablation) == {"thought_mix", "data_size", "rationale_style"}
-    assert ablation.variant.nunique() == 11
-    assert {"fig_accuracy_by_method.png", "fig_thought_mix.png", "fig_training_loss.png", "fig_rationale_style.png",
+    assert set(ablation.ablation) == {"data_size", "rationale_style"}
+    assert ablation.variant.nunique() == 4
+    assert {"fig_accuracy_by_method.png", "fig_data_size.png", "fig_training_loss.png", "fig_rationale_style.png",
             "report.html"} <= {p.name for p in results.iterdir()}
     run = json.loads((results / "run.json").read_text())
     assert {nb.stem for nb in study.notebooks()} == set(run["stages"])
