@@ -288,6 +288,23 @@ def test_changed_data_or_config_retrains(tmp_path):
     assert train("tiny-llama", other, tmp_path, TrainConfig(epochs=1, seed=1, **FAST), progress=False).skipped
 
 
+def kill_at_micro_batch(monkeypatch, n: int):
+    """Make eotd.train's n-th loss computation raise KeyboardInterrupt (a kill mid-run); returns the real loss_of."""
+    import itertools
+
+    from eotd import train as train_module
+
+    real_loss, calls = train_module.loss_of, itertools.count(1)
+
+    def killed(model, batch):
+        if next(calls) == n:
+            raise KeyboardInterrupt("killed")
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(train_module, "loss_of", killed)
+    return real_loss
+
+
 def test_time_based_checkpoints_resume_like_step_based(llama_run, tmp_path, monkeypatch):
     """checkpoint_minutes alone (no step rule): a run killed after a time-based checkpoint resumes from it and
     ends on the uninterrupted curve. The clock is faked (each read 20 s later) and the kill is an exception."""
@@ -301,15 +318,7 @@ def test_time_based_checkpoints_resume_like_step_based(llama_run, tmp_path, monk
     config = dataclasses.replace(LLAMA_CONFIG, checkpoint_every=0, checkpoint_minutes=2.5)
     clock = itertools.count(0.0, 20.0)
     monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
-    calls = itertools.count(1)
-    real_loss = train_module.loss_of
-
-    def killed_at_14(model, batch):
-        if next(calls) == 14:
-            raise KeyboardInterrupt("killed")
-        return real_loss(model, batch)
-
-    monkeypatch.setattr(train_module, "loss_of", killed_at_14)
+    real_loss = kill_at_micro_batch(monkeypatch, 14)
     with pytest.raises(KeyboardInterrupt):
         train("tiny-llama", ROWS, tmp_path, config, progress=False)
     state = json.loads((tmp_path / "checkpoint" / "eotd_train_state.json").read_text())
@@ -342,7 +351,6 @@ def test_training_curves_go_to_tensorboard(tmp_path, monkeypatch):
     """Each step's loss, lr and tokens/s land in out_dir/tensorboard with their step: a process killed after its
     checkpoint and resumed leaves one curve equal to done.json's losses; log_with "none" writes no event file."""
     import dataclasses
-    import itertools
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -357,14 +365,7 @@ def test_training_curves_go_to_tensorboard(tmp_path, monkeypatch):
 
     out = tmp_path / "curves"
     config = TrainConfig(epochs=4, checkpoint_every=3, **FAST)  # 2 batches per epoch -> 8 steps
-    real_loss, calls = train_module.loss_of, itertools.count(1)
-
-    def killed_at_6(model, batch):
-        if next(calls) == 6:
-            raise KeyboardInterrupt("killed")
-        return real_loss(model, batch)
-
-    monkeypatch.setattr(train_module, "loss_of", killed_at_6)
+    real_loss = kill_at_micro_batch(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         train("tiny-llama", ROWS, out, config, progress=False)
     assert [step for step, _ in scalars(out, "train/loss")] == [1, 2, 3, 4, 5]  # steps 4-5 are past the checkpoint

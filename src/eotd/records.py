@@ -76,3 +76,21 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
 
 def write_json(path: str | Path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_plain) + "\n")
+
+
+def replace_marked_block(path: str | Path, start: str, end: str, body: str) -> bool:
+    """Put `body` (which begins with `start` and ends with `end`) in place of the text between those markers in a
+    file such as README.md, or append it when the file has neither; True when the file changed."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    i, j = text.find(start), text.find(end)
+    if i == -1 and j == -1:
+        new = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + body + "\n"
+    elif i == -1 or j == -1 or j < i:
+        raise ValueError(f"{path}: needs both {start} and {end}, in that order")
+    else:
+        new = text[:i] + body + text[j + len(end):]
+    if new == text:
+        return False
+    path.write_text(new)
+    return True

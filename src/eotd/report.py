@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from eotd import records
 from eotd.protocol import (ACCURACY_COLUMNS, BASELINE, HEADLINE_STRATEGY, METHOD_ORDER, METHODS, OVERLAP_SUFFIX,
                            THOUGHTS, VOTE)
 
@@ -296,20 +297,7 @@ def update_readme(readme: Path, results_root: Path) -> bool:
     """Replace the text between the results markers with the generated section; True when the file changed.
 
     A README without the markers gets them appended at its end (with the section between them)."""
-    readme = Path(readme)
-    text = readme.read_text() if readme.exists() else ""
-    body = f"{START}\n{results_markdown(results_root)}{END}"
-    start, end = text.find(START), text.find(END)
-    if start == -1 and end == -1:
-        new = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + body + "\n"
-    elif start == -1 or end == -1 or end < start:
-        raise ValueError(f"{readme}: needs both {START} and {END}, in that order")
-    else:
-        new = text[:start] + body + text[end + len(END):]
-    if new == text:
-        return False
-    readme.write_text(new)
-    return True
+    return records.replace_marked_block(readme, START, END, f"{START}\n{results_markdown(results_root)}{END}")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from eotd import paths
+from eotd import paths, records
 
 START, END = "<!-- tiers:start -->", "<!-- tiers:end -->"
 SEED_KEYS = ("train_seeds", "method_seeds")  # method -> seeds (a list, or how many)
@@ -228,20 +228,7 @@ def current(readme: Path) -> str | None:
 def update_readme(readme: Path, params_dir: Path | None = None) -> bool:
     """Replace the text between the markers with the generated table; True when the file changed. A README without
     the markers gets them appended at its end."""
-    readme = Path(readme)
-    text = readme.read_text() if readme.exists() else ""
-    body = block(params_dir)
-    start, end = text.find(START), text.find(END)
-    if start == -1 and end == -1:
-        new = text + ("\n" if text and not text.endswith("\n") else "") + ("\n" if text else "") + body + "\n"
-    elif start == -1 or end == -1 or end < start:
-        raise ValueError(f"{readme}: needs both {START} and {END}, in that order")
-    else:
-        new = text[:start] + body + text[end + len(END):]
-    if new == text:
-        return False
-    readme.write_text(new)
-    return True
+    return records.replace_marked_block(readme, START, END, block(params_dir))
 
 
 def main(argv: list[str] | None = None) -> None:

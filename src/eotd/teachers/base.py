@@ -1,7 +1,7 @@
 """What every teacher backend shares: a request for one rationale, the completion it gets, and usage accounting."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol
 
 
