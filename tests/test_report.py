@@ -167,3 +167,15 @@ def test_ablation_headline_reads_each_variant_at_its_own_strategy():
     assert list(pivot.columns) == ["svamp"]
     with pytest.raises(ValueError, match="data_size 'ETD 50%' on svamp: 2 rows"):
         report.ablation_headline(pd.concat([table, table.iloc[[5]]]))
+
+
+def test_tables_lead_with_the_papers_four_benchmarks():
+    from eotd.report import dataset_order
+
+    assert dataset_order(["asdiv", "gsm_symbolic_template", "svamp", "gsm8k_test", "multiarith", "asdiv"]) == [
+        "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_symbolic_template"]
+    rows = [{"dataset": d, "method": "PoTD", "strategy": "pot", "n": 10, "correct": 1, "accuracy": 0.1,
+             "ci_low": 0.0, "ci_high": 0.4} for d in ("gsm_symbolic_template", "asdiv", "svamp")]
+    table = report.headline_pivot(pd.DataFrame(rows), domains={"svamp": "in-domain"})
+    assert list(table.index) == ["svamp", "asdiv", "gsm_symbolic_template"]
+    assert list(table["domain"]) == ["in-domain", "—", "—"]

@@ -40,6 +40,7 @@ SEED_COLUMNS = ["dataset", "method", "strategy", "seed", "n", "correct", "accura
 OVERLAP_SUFFIX = "_overlap"  # <set>_overlap: benchmark items found in the training data, never in a headline
 # The GSM-Symbolic evaluation sets: held-out templates, or unseen instances of the training templates.
 GSM_SYMBOLIC = ("gsm_symbolic_template", "gsm_symbolic_instance")
+PAPER_BENCHMARKS = ("gsm8k_test", "svamp", "asdiv", "multiarith")  # the paper's evaluation: tables lead with these
 
 # A trained student's folder: final/ (a transformers folder), done.json (config, data hash, losses, timings) and,
 # while training, checkpoint/.

@@ -12,7 +12,7 @@ import pandas as pd
 
 from eotd import records
 from eotd.protocol import (ACCURACY_COLUMNS, BASELINE, HEADLINE_STRATEGY, METHOD_ORDER, METHODS, OVERLAP_SUFFIX,
-                           THOUGHTS, VOTE)
+                           PAPER_BENCHMARKS, THOUGHTS, VOTE)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -34,6 +34,12 @@ def is_headline(dataset: str) -> bool:
 def method_order(methods) -> list[str]:
     present = list(dict.fromkeys(methods))
     return [m for m in METHOD_ORDER if m in present] + sorted(m for m in present if m not in METHOD_ORDER)
+
+
+def dataset_order(datasets) -> list[str]:
+    """Datasets as tables list them: the paper's four benchmarks first (in its order), then the others by name."""
+    present = list(dict.fromkeys(datasets))
+    return [d for d in PAPER_BENCHMARKS if d in present] + sorted(d for d in present if d not in PAPER_BENCHMARKS)
 
 
 def pick_strategy(strategies: set[str], thoughts: list[str]) -> str | None:
@@ -166,14 +172,12 @@ def interval(row) -> str:
 
 def headline_pivot(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None,
                    domains: dict[str, str] | None = None) -> pd.DataFrame:
-    """The headline table: one row per dataset (no `_overlap`; with `domains`, the in-domain sets after the
-    out-of-domain ones and a domain column), its n, and one column per method at its headline strategy (columns
-    named `method (strategy)`), each cell `accuracy% [95 % CI]`."""
+    """The headline table: one row per dataset (no `_overlap`; the paper's four benchmarks first; with `domains`, a
+    domain column), its n, and one column per method at its headline strategy (columns named `method (strategy)`),
+    each cell `accuracy% [95 % CI]`."""
     chosen = headline_strategies(acc, strategy_for)
     rows = headline(acc, strategy_for)
-    datasets = list(dict.fromkeys(rows["dataset"]))
-    if domains:
-        datasets.sort(key=lambda d: domains.get(d, "") == "in-domain")
+    datasets = dataset_order(rows["dataset"])
     table = pd.DataFrame(index=pd.Index(datasets, name="dataset"))
     if domains:
         table["domain"] = [domains.get(d, "—") for d in datasets]
@@ -195,7 +199,7 @@ def seed_pivot(by_seed: pd.DataFrame, strategy_for: dict[str, str]) -> pd.DataFr
     cells = stats.apply(lambda r: f"{_pct(r['mean'])}% [{_pct(r['min'])}–{_pct(r['max'])}] ({int(r['size'])} "
                                   f"seed{'s' if r['size'] > 1 else ''})", axis=1)
     table = cells.unstack("method")
-    return table[method_order(table.columns)]
+    return table.reindex(index=dataset_order(table.index), columns=method_order(table.columns))
 
 
 def read_json(path: Path) -> dict:

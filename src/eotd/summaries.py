@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from eotd.protocol import BASELINE, THOUGHT_LABELS
-from eotd.report import (ablation_headline, headline, headline_strategies, interval, is_headline, method_order,
-                         read_json)
+from eotd.report import (ablation_headline, dataset_order, headline, headline_strategies, interval, is_headline,
+                         method_order, read_json)
 
 
 def _share(part: int, whole: int) -> str:
@@ -84,8 +84,8 @@ def evaluation(out: Path) -> str:
     rows, chosen = headline(acc), headline_strategies(acc)
     lines = ["**04 · Evaluation.** Accuracy with 95 % Wilson intervals, each method at its headline strategy ("
              + ", ".join(f"{m} `{s}`" for m, s in chosen.items()) + "):"]
-    for dataset, part in rows.groupby("dataset", sort=False):
-        part = part.set_index("method")
+    for dataset in dataset_order(rows["dataset"]):
+        part = rows[rows["dataset"] == dataset].set_index("method")
         students = part.drop(index=BASELINE, errors="ignore")
         n = "/".join(str(k) for k in sorted(set(part["n"].astype(int))))
         if students.empty or students["accuracy"].max() == 0:
