@@ -89,3 +89,104 @@ def check_report(report: Path, screenshot: str) -> Page:
         return page
     finally:
         driver.quit()
+
+
+# JupyterLab 4 (tests/test_jupyterlab.py): a notebook opened, edited and run through the UI as a person would.
+LAB_PROMPTS = "return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')]" \
+              ".map(e => e.textContent.trim())"
+
+
+def lab_open(driver, url: str, timeout: float = 120):
+    """Open a notebook's lab URL (…/lab/tree/NAME.ipynb?token=…); wait until its kernel is idle and its first code
+    cell's editor is drawn."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.execute_script(
+        "return document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')"
+        " && document.querySelector('.jp-Notebook .jp-CodeCell .cm-content .cm-line')"))
+
+
+def lab_cell_text(driver, index: int) -> str:
+    """The source of the index-th code cell: its CodeMirror 6 editor's document (the way EditorView.findFromDOM
+    reaches the view), else the lines the editor has drawn (CodeMirror may not draw lines out of view)."""
+    return driver.execute_script("""
+        const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[arguments[0]];
+        const content = cell.querySelector('.cm-content');
+        const view = content.cmView && (content.cmView.view || (content.cmView.rootView || {}).view);
+        return view ? view.state.doc.toString()
+                    : [...content.querySelectorAll('.cm-line')].map(l => l.textContent).join('\\n')""", index)
+
+
+def lab_replace_line(driver, index: int, old: str, new: str, timeout: float = 30) -> str:
+    """In the index-th code cell, click the line that reads `old`, select it with the keyboard (End, Shift+Home) and
+    type `new` over it; returns the cell's text afterwards."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def line(d):
+        cell = d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")[index]
+        return next((e for e in cell.find_elements(By.CSS_SELECTOR, ".cm-content .cm-line") if e.text == old), None)
+
+    WebDriverWait(driver, timeout, poll_frequency=0.2).until(line).click()
+    (ActionChains(driver).send_keys(Keys.END).key_down(Keys.SHIFT).send_keys(Keys.HOME).key_up(Keys.SHIFT)
+     .send_keys(new).perform())
+    return lab_cell_text(driver, index)
+
+
+def lab_menu(driver, menu: str, item: str, timeout: float = 30) -> None:
+    """Click `item` of the main menu bar's `menu` (e.g. "Run", "Run All Cells")."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.XPATH, f"//div[contains(@class, 'lm-MenuBar-itemLabel') and text()='{menu}']").click()
+    WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: d.find_element(
+        By.XPATH, f"//li[contains(@class, 'lm-Menu-item')][.//div[contains(@class, 'lm-Menu-itemLabel')"
+                  f" and text()='{item}']]")).click()
+
+
+def lab_wait_until_run(driver, timeout: float) -> list[str]:
+    """After Run All Cells: wait until no cell is queued or running ([*]) and the notebook's kernel is idle; returns
+    the code cells' prompts ("[3]:"; "[ ]:" for cells that never ran because one before them failed)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def finished(d):
+        prompts = d.execute_script(LAB_PROMPTS)
+        idle = d.execute_script("return document.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status")
+        return prompts if prompts and idle == "idle" and "[*]:" not in prompts and prompts[0] != "[ ]:" else None
+
+    return WebDriverWait(driver, timeout, poll_frequency=1).until(finished)
+
+
+def lab_outputs(driver) -> list[dict]:
+    """Every output of the notebook in order: its code cell's index, mime type (as JupyterLab rendered it; none for a
+    widget), classes, text, whether it holds a jupyter widget, and whether that draws a progress bar."""
+    return driver.execute_script("""
+        return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')].flatMap((cell, index) =>
+          [...cell.querySelectorAll('.jp-OutputArea-output')].map(o => ({
+            cell: index, mime: o.dataset.mimeType || '', classes: o.className, text: o.innerText,
+            widget: !!o.querySelector('.jupyter-widgets'),
+            progress: !!o.querySelector('.jupyter-widgets:is(.widget-hprogress, .widget-vprogress) .progress-bar')
+          })))""")
+
+
+def lab_screenshot(driver, path: Path, max_height: int = 12000) -> None:
+    """The whole notebook in one picture, from its top: the window made as tall as the notebook (up to max_height)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    panel = "document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer')"  # the notebook scrolls in here
+    shown, hidden = driver.execute_script(
+        f"const o = {panel}; return o ? [o.clientHeight, o.scrollHeight - o.clientHeight] : [0, 0]")
+    if hidden > 0:
+        driver.set_window_size(1280, min(max_height, driver.get_window_size()["height"] + hidden))
+        try:  # JupyterLab lays itself out again on the next animation frames
+            WebDriverWait(driver, 5, poll_frequency=0.2).until(
+                lambda d: d.execute_script(f"return {panel}.clientHeight > arguments[0]", shown))
+        except TimeoutException:
+            pass
+        driver.execute_script(f"{panel}.scrollTo(0, 0)")
+    driver.save_screenshot(str(path))
