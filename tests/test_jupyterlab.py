@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -29,9 +28,7 @@ from browser import (artifact, chromium, lab_cell_text, lab_menu, lab_open, lab_
 
 from eotd import locks, paths, study
 
-with warnings.catch_warnings():  # `browser` is not (yet) among pyproject's registered markers
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    pytestmark = pytest.mark.browser
+pytestmark = pytest.mark.browser
 
 TIER = "smoke"
 STAGE = "04_evaluation.ipynb"
