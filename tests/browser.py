@@ -97,13 +97,15 @@ LAB_PROMPTS = "return [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .
 
 
 def lab_open(driver, url: str, timeout: float = 120):
-    """Open a notebook's lab URL (…/lab/tree/NAME.ipynb?token=…); wait until its kernel is idle and its first code
-    cell's editor is drawn."""
+    """Open a notebook's lab URL (…/lab/tree/NAME.ipynb?token=…); wait until its kernel is connected and idle and its
+    first code cell's editor is drawn."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
+    # the status bar says "| Idle" once the kernel is connected (the execution indicator can read idle before)
     WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: d.execute_script(
         "return document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')"
+        " && /\\|\\s*Idle\\b/.test(document.body.innerText)"
         " && document.querySelector('.jp-Notebook .jp-CodeCell .cm-content .cm-line')"))
 
 
@@ -121,16 +123,22 @@ def lab_cell_text(driver, index: int) -> str:
 def lab_replace_line(driver, index: int, old: str, new: str, timeout: float = 30) -> str:
     """In the index-th code cell, click the line that reads `old`, select it with the keyboard (End, Shift+Home) and
     type `new` over it; returns the cell's text afterwards."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    def line(d):
+    def clicked(d):  # found and clicked in one go: the notebook may redraw the cell (a stale element) in between
         cell = d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")[index]
-        return next((e for e in cell.find_elements(By.CSS_SELECTOR, ".cm-content .cm-line") if e.text == old), None)
+        target = next((e for e in cell.find_elements(By.CSS_SELECTOR, ".cm-content .cm-line") if e.text == old), None)
+        if target is None:
+            return False
+        target.click()
+        return True
 
-    WebDriverWait(driver, timeout, poll_frequency=0.2).until(line).click()
+    WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)).until(
+        clicked)
     (ActionChains(driver).send_keys(Keys.END).key_down(Keys.SHIFT).send_keys(Keys.HOME).key_up(Keys.SHIFT)
      .send_keys(new).perform())
     return lab_cell_text(driver, index)
