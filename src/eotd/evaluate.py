@@ -176,16 +176,11 @@ def paired_comparison(a: dict[int, dict[str, bool]], b: dict[int, dict[str, bool
     p_value = float(binomtest(a_only, a_only + b_only, 0.5).pvalue) if a_only + b_only else 1.0
     acc = {name: [sum(run[q] for q in problems) / max(len(problems), 1) for run in side.values()]
            for name, side in (("a", a), ("b", b))}
-    if p_value < alpha and min(acc["a"]) > max(acc["b"]):
-        verdict, every = "A beats B", True
-    elif p_value < alpha and min(acc["b"]) > max(acc["a"]):
-        verdict, every = "B beats A", True
-    else:
-        verdict = "within training noise"
-        every = min(acc["a"]) > max(acc["b"]) or min(acc["b"]) > max(acc["a"])
+    a_above, b_above = min(acc["a"]) > max(acc["b"]), min(acc["b"]) > max(acc["a"])
+    verdict = ("A beats B" if a_above else "B beats A" if b_above else None) if p_value < alpha else None
     return {"a_seeds": len(a_seeds), "b_seeds": len(b_seeds), "a_accuracy": float(np.mean(acc["a"])),
             "b_accuracy": float(np.mean(acc["b"])), "a_only": a_only, "b_only": b_only, "p_value": p_value,
-            "every_seed": every, "verdict": verdict}
+            "every_seed": a_above or b_above, "verdict": verdict or "within training noise"}
 
 
 def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
