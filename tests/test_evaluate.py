@@ -214,6 +214,21 @@ def test_a_seed_that_disagrees_keeps_a_difference_within_training_noise():
     assert (result["a_only"], result["b_only"]) == (20 + 20 + 0, 5)
 
 
+def one_seed_study() -> list[dict]:
+    """40 svamp problems: base right on 2, PoTD (two seeds) on 20, ETD (one seed) on 30."""
+    return seeded_rows("ETD", {0: [1] * 30 + [0] * 10}) + \
+        seeded_rows("PoTD", {0: [1] * 20 + [0] * 20, 1: [1] * 20 + [0] * 20}) + \
+        seeded_rows("base", {None: [1] * 2 + [0] * 38}, strategy="cot")
+
+
+def test_a_method_trained_with_one_seed_is_ahead_but_not_claimed_to_beat():
+    table = compare_methods(one_seed_study(), {"base": "cot", "PoTD": "pot", "ETD": "pot"}).set_index(["a", "b"])
+    assert table.loc[("base", "PoTD"), "verdict"] == "PoTD beats base"  # the untrained base needs no seeds
+    assert table.loc[("PoTD", "ETD"), "p_value"] < 0.05 and table.loc[("PoTD", "ETD"), "every_seed"]
+    assert table.loc[("PoTD", "ETD"), "verdict"] == "ETD ahead of PoTD on one training seed"
+    assert table.loc[("base", "ETD"), "verdict"] == "ETD ahead of base on one training seed"
+
+
 def test_compare_methods_reads_each_method_at_its_strategy():
     combined = seeded_rows("PoTD", {0: [1] * 30 + [0] * 10, 1: [1] * 28 + [0] * 12}) + \
         seeded_rows("PoTD", {0: [0] * 40, 1: [0] * 40}, strategy="cot") + \

@@ -93,3 +93,18 @@ def test_every_stage_has_a_summary(out):
     for stage in summaries.STAGES:
         assert summaries.for_stage(stage, out).startswith(f"**{stage[:2]} · ")
     assert "1 figure: `fig_accuracy_by_method.png`" in summaries.plots(out)
+
+
+def test_evaluation_claims_only_differences_that_hold_across_seeds(out):
+    from test_evaluate import one_seed_study
+
+    from eotd.evaluate import compare_methods
+
+    compare_methods(one_seed_study(), {"base": "cot", "PoTD": "pot", "ETD": "pot"}).to_csv(
+        out / "method_comparisons.csv", index=False)
+    text = summaries.evaluation(out)
+    assert "every seed of the winner above every seed of the other): 1 of 3 method pairs: PoTD beats base on " \
+           "`svamp`" in text
+    assert ("- Ahead by the test, but a method of the pair was trained with one seed only, so its training noise is "
+            "not measured and this is not claimed: ETD ahead of base on `svamp`") in text
+    assert "ETD ahead of PoTD on `svamp`" in text and "ETD beats" not in text

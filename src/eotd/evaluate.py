@@ -185,7 +185,10 @@ def paired_comparison(a: dict[int, dict[str, bool]], b: dict[int, dict[str, bool
 
 def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
     """Every pair of methods (each at its strategy in `strategies`) on every dataset, by `paired_comparison`; a
-    verdict names the winner ("PoTD beats base") or says "within training noise"."""
+    verdict names the winner ("PoTD beats base") or says "within training noise". A winner by the test whose side,
+    or whose opponent, is a trained method with one training seed only is "ahead" ("ETD ahead of PoTD on one training
+    seed"): its training noise is not measured, so that is not a claim that holds across seeds. The untrained base
+    has no training seed and needs none."""
     if not combined:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     frame = _with_seeds(combined).fillna({"seed": -1})
@@ -199,8 +202,10 @@ def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: flo
         for i, a in enumerate(present):
             for b in present[i + 1:]:
                 result = paired_comparison(runs[dataset, a], runs[dataset, b], alpha)
-                verdict = {"A beats B": f"{a} beats {b}", "B beats A": f"{b} beats {a}"}.get(result["verdict"],
-                                                                                           result["verdict"])
+                one_seed = any(list(runs[dataset, m]) != [-1] and len(runs[dataset, m]) == 1 for m in (a, b))
+                beats = " ahead of {} on one training seed" if one_seed else " beats {}"
+                verdict = {"A beats B": a + beats.format(b), "B beats A": b + beats.format(a)}.get(
+                    result["verdict"], result["verdict"])
                 rows.append({"dataset": dataset, "a": a, "b": b, "a_strategy": strategies[a],
                              "b_strategy": strategies[b], **result, "verdict": verdict})
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
