@@ -384,3 +384,48 @@ def test_training_curves_go_to_tensorboard(tmp_path, monkeypatch):
     off = tmp_path / "off"
     train("tiny-llama", ROWS, off, dataclasses.replace(config, log_with="none"), progress=False)
     assert (off / "done.json").exists() and not (off / "tensorboard").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------- LoRA
+
+LORA_CONFIG = TrainConfig(epochs=15, checkpoint_every=10, lora_rank=4, lora_alpha=16, **FAST)
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lora")
+    return out, train("tiny-llama", ROWS, out, LORA_CONFIG, method="PoTD", progress=False)
+
+
+def test_lora_learns_and_saves_a_plain_model_changed_only_in_its_linear_layers(lora_run, llama):
+    out, result = lora_run
+    assert result.steps == 30 and mean_loss(result.losses[-3:]) < 0.7 * mean_loss(result.losses[:3])
+    assert not list(result.path.glob("adapter*"))  # the adapters are merged: final/ is a plain transformers folder
+    loaded = AutoModelForCausalLM.from_pretrained(result.path).eval()
+    trained, untrained = dict(loaded.named_parameters()), dict(llama[0].named_parameters())
+    assert set(trained) == set(untrained)
+    changed = {name for name in trained if not torch.equal(trained[name], untrained[name])}
+    assert changed and all(name.endswith("_proj.weight") for name in changed), changed
+    assert {"model.embed_tokens.weight", "model.norm.weight"}.isdisjoint(changed)
+    ids = torch.tensor([llama[1]("Question: Tom has 3 apples.\n")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(input_ids=ids).logits, result.model(input_ids=ids).logits, atol=1e-5)
+
+
+def test_lora_resume_reproduces_the_uninterrupted_run(lora_run, tmp_path):
+    _, full = lora_run
+    train("tiny-llama", ROWS, tmp_path, LORA_CONFIG, progress=False, stop_after_steps=13)
+    resumed = train("tiny-llama", ROWS, tmp_path, LORA_CONFIG, progress=False)
+    assert resumed.steps == 30 and not resumed.skipped
+    assert torch.allclose(torch.tensor([x["loss"] for x in resumed.losses]),
+                          torch.tensor([x["loss"] for x in full.losses]), rtol=1e-4, atol=1e-5)
+
+
+def test_lora_settings_count_only_when_lora_is_on(tmp_path):
+    """A full fine-tune keeps its run (and its cache) whatever lora_alpha says; turning LoRA on retrains."""
+    import dataclasses
+
+    config = TrainConfig(epochs=1, **FAST)
+    assert not train("tiny-llama", ROWS, tmp_path, config, progress=False).skipped
+    assert train("tiny-llama", ROWS, tmp_path, dataclasses.replace(config, lora_alpha=64.0), progress=False).skipped
+    assert not train("tiny-llama", ROWS, tmp_path, dataclasses.replace(config, lora_rank=2), progress=False).skipped

@@ -71,6 +71,9 @@ class Params:
     # training curves (loss, lr, tokens/s per step) through accelerate's trackers: "tensorboard" writes them next to
     # the student in the cache (`make tensorboard`), "none" turns them off; "wandb" etc. pass through to accelerate
     log_with: str = "tensorboard"
+    # PEFT LoRA instead of a full fine-tune: adapters of this rank on every linear layer, merged into the saved student
+    lora_rank: int = 0  # 0 = full fine-tune
+    lora_alpha: float = 32.0  # the update is scaled by lora_alpha / lora_rank
     # training seeds (data order) per method: {PoTD: [0, 1, 2]}; a method not named trains once, with `seed`
     train_seeds: dict[str, list[int]] = field(default_factory=dict)
     # evaluation (04)
@@ -150,7 +153,8 @@ _RANGES = {"train_questions": (1, None), "samples_per_question": (1, None), "epo
            "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256), "teacher_timeout": (0.1, 3600), "student_concurrency": (1, 256), "teacher_max_retries": (0, 20),
            "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "warmup_ratio": (0, 1),
            "weight_decay": (0, None), "max_grad_norm": (0, None), "temperature": (0, 5),
-           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9), "checkpoint_minutes": (1e-6, None)}
+           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9), "checkpoint_minutes": (1e-6, None),
+           "lora_rank": (0, None), "lora_alpha": (1e-9, None)}
 
 
 def _check_values(p: Params, source: str) -> None:

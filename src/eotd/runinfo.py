@@ -15,7 +15,7 @@ from eotd import paths
 from eotd.params import Params
 from eotd.records import write_json
 
-PACKAGES = ("eotd", "torch", "transformers", "datasets", "accelerate", "sympy", "reasoning-gym", "papermill")
+PACKAGES = ("eotd", "torch", "transformers", "datasets", "accelerate", "peft", "sympy", "reasoning-gym", "papermill")
 
 
 def file_hash(path: str | Path) -> str:

@@ -1,4 +1,5 @@
-"""Fine-tune a student on verified rationales with 🤗 accelerate (full fine-tune, fp32 master weights).
+"""Fine-tune a student on verified rationales with 🤗 accelerate (full fine-tune, fp32 master weights), or with PEFT
+LoRA adapters on every linear layer (`lora_rank` > 0), merged into the saved weights so final/ is a plain model.
 
 Input: `protocol.student_input(question, thought)` (`Question: <q>\\n<trigger>\\n`); target: the rationale + EOS.
 Causal students learn on the rationale tokens only (labels are -100 on the prompt); seq2seq students get the prompt
@@ -48,6 +49,7 @@ from eotd.protocol import CHECKPOINT_DIR, DONE_FILE, FINAL_DIR, student_input
 STATE_FILE = "eotd_train_state.json"
 TENSORBOARD_DIR = "tensorboard"  # out_dir/tensorboard/eotd: the run's TensorBoard event files
 UNHASHED = ("log_with",)  # TrainConfig fields that do not change the trained model, so not the run hash either
+LORA_FIELDS = ("lora_rank", "lora_alpha")  # hashed only when LoRA is on: full fine-tunes keep their earlier hashes
 MEGA_BATCH = 50  # batches per length-sorting window
 
 
@@ -68,6 +70,8 @@ class TrainConfig:
     mixed_precision: str = "auto"  # "auto" = bf16 where the hardware supports it (CPU avx512_bf16, or CUDA), else "no"
     max_grad_norm: float | None = 1.0  # gradient clipping (None/0 = off)
     log_with: str = "tensorboard"  # accelerate tracker for the training curves ("none" = off); not in the run hash
+    lora_rank: int = 0  # > 0: train PEFT LoRA adapters of this rank on every linear layer instead of all weights
+    lora_alpha: float = 32.0  # LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank)
 
 
 @dataclass
@@ -218,7 +222,8 @@ def data_hash(rows: list[dict]) -> str:
 
 
 def _run_hash(student: str, config: TrainConfig, data: str) -> str:
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in UNHASHED}
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if k not in UNHASHED and (config.lora_rank or k not in LORA_FIELDS)}
     blob = json.dumps({"student": student, "config": settings, "data": data}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -332,10 +337,12 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
     set_seed(config.seed)
     model, tokenizer = models.load(student)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    trim = not seq2seq and supports_logits_to_keep(model)  # of the transformers model: PEFT passes it through
+    if config.lora_rank:
+        model = _with_lora(model, config, seq2seq)
     model.train()
     examples = build_examples(rows, tokenizer, seq2seq, config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    trim = not seq2seq and supports_logits_to_keep(model)
 
     def loader(epoch: int):
         dl = torch.utils.data.DataLoader(
@@ -350,8 +357,9 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n.lower()]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n.lower())]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.ndim >= 2 and "norm" not in n.lower()]
+    no_decay = [p for n, p in trainable if not (p.ndim >= 2 and "norm" not in n.lower())]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     # accelerate steps a prepared scheduler once per process per optimizer step: size it in those units
@@ -361,6 +369,15 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     return _Setup(model, tokenizer, optimizer, scheduler, loader, micro_per_epoch, total_steps,
                   n_epochs=math.ceil(total_steps / steps_per_epoch))
+
+
+def _with_lora(model, config: TrainConfig, seq2seq: bool):
+    """The model with PEFT LoRA adapters on every linear layer but the output layer; only the adapters train."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    task = TaskType.SEQ_2_SEQ_LM if seq2seq else TaskType.CAUSAL_LM
+    return get_peft_model(model, LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                                            target_modules="all-linear", task_type=task))
 
 
 def _save_checkpoint(accelerator, out_dir: Path, position: _Position, meta: dict) -> None:
@@ -480,8 +497,9 @@ def _save_final(accelerator, setup: _Setup, unwrapped, out_dir: Path, done: dict
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
+    merged = hasattr(setup.model, "peft_config")  # LoRA: `unwrapped` is the base model with the adapters merged in
     unwrapped.save_pretrained(tmp, is_main_process=main, save_function=accelerator.save,
-                              state_dict=accelerator.get_state_dict(setup.model))
+                              state_dict=None if merged else accelerator.get_state_dict(setup.model))
     if main:
         setup.tokenizer.save_pretrained(tmp)
         shutil.rmtree(final, ignore_errors=True)
@@ -522,6 +540,8 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     bar.close()
     accelerator.prepare_epoch(None)
     model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
+    if config.lora_rank and not stopped:
+        model = model.merge_and_unload()
     if not stopped:
         _save_final(accelerator, setup, model, out_dir, {
             **meta, "method": method, "mixed_precision": accelerator.mixed_precision, "rows": len(rows),

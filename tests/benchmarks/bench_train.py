@@ -1,11 +1,14 @@
 """Training throughput of the real default student (SmolLM2-135M) on this machine.
 
 Prints the measured matmul peak (2048x2048, fp32 and bf16), then eotd.train on PoT rationales of the default tier
-for a few optimizer steps per batching setting (fixed 8 examples vs token-budget micro-batches, bf16 autocast), with
-tokens/s and achieved GFLOP/s (~ 6 x params x tokens/s) as a share of the matmul peak of the precision training
-uses here (bf16 where the hardware has it, else fp32), measured in the same run.
-`--full` adds the fp32 run and the check that accelerate's bf16 really autocasts on CPU.
-Run: .venv/bin/python tests/benchmarks/bench_train.py [--full]   (about 5 minutes on 2 cores)
+for a few optimizer steps per setting: fixed 8 examples vs token-budget micro-batches (the default's 512 and larger),
+full fine-tune vs PEFT LoRA (rank 16, every linear layer), in the precision training uses here (bf16 autocast where
+the hardware has it, else fp32). Each with tokens/s and, for the full fine-tune, achieved GFLOP/s (~ 6 x params x
+tokens/s) as a share of that precision's matmul peak measured in the same run; LoRA skips the weight gradients
+(~ 4 x params per token), so its row gives its speed-up over the full fine-tune at the same batching instead.
+`--full` adds the fp32 run and the check that accelerate's bf16 really autocasts on CPU; `--compile` times one
+forward+backward of a 512-token batch eager vs `torch.compile`d (inductor; the first call compiles).
+Run: .venv/bin/python tests/benchmarks/bench_train.py [--full] [--compile]   (about 8 minutes on 2 cores)
 """
 import tempfile
 import time
@@ -72,12 +75,34 @@ def autocast_check(rows) -> None:
     del model, prepared, accelerator
 
 
+def compile_check(rows) -> None:
+    """One forward+backward of a ~512-token batch, eager vs torch.compile (after the compiling first call)."""
+    model, tok = models.load(STUDENT)
+    model.train()
+    config = TrainConfig(max_source_len=256, max_target_len=256)
+    examples = build_examples(rows[:6], tok, False, config)
+    batch = collate(examples, tok.pad_token_id, False)
+    batch.pop("n_tokens")
+    tokens = batch["input_ids"].numel()
+    eager = step_time(model, batch, lambda: torch.autocast("cpu", enabled=False))
+    start = time.perf_counter()
+    compiled = torch.compile(model)
+    step_time(compiled, batch, lambda: torch.autocast("cpu", enabled=False))
+    first = time.perf_counter() - start
+    fast = step_time(compiled, batch, lambda: torch.autocast("cpu", enabled=False))
+    print(f"torch.compile (fp32, {tokens} tokens fwd+bwd): eager {eager:.2f} s, compiled {fast:.2f} s "
+          f"({eager / fast:.2f}x) after {first:.0f} s of compiling and warm-up")
+    del model, compiled
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--full", action="store_true", help="also fp32 and the accelerate autocast check")
-    full = parser.parse_args().full
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile against eager")
+    args = parser.parse_args()
+    full = args.full
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     bf16 = resolve_mixed_precision("auto") == "bf16"
     peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16) if bf16 else float("nan")}
@@ -95,11 +120,13 @@ def main() -> None:
     # what training uses here: bf16 autocast where the CPU/GPU has bf16, else fp32 (emulated bf16 is ~100x slower)
     precision = resolve_mixed_precision("auto")
     key = "bf16" if precision == "bf16" else "fp32"
-    settings = [(precision, key, {"batch_size": BATCH}), (precision, key, {"batch_tokens": 2048}),
-                (precision, key, {"batch_tokens": 4096})]
+    settings = [(precision, key, {"batch_size": BATCH}), (precision, key, {"batch_tokens": 512}),
+                (precision, key, {"batch_tokens": 512, "lora_rank": 16}), (precision, key, {"batch_tokens": 2048}),
+                (precision, key, {"batch_tokens": 2048, "lora_rank": 16}), (precision, key, {"batch_tokens": 4096})]
     if full and precision == "bf16":
         settings.append(("no", "fp32", {"batch_size": BATCH}))
     print(f"{STUDENT}: {params / 1e6:.1f} M params; {STEPS} optimizer steps per setting on {len(rows)} PoT rows")
+    full_rate = {}
     for precision, peak_key, batching in settings:
         config = TrainConfig(epochs=1.0, mixed_precision=precision, checkpoint_every=1000, **batching)
         with tempfile.TemporaryDirectory() as out:
@@ -109,9 +136,16 @@ def main() -> None:
         tokens = sum(x["tokens"] for x in timed)
         tok_s = tokens / seconds
         gflops = 6 * params * tok_s / 1e9
+        same_batching = (peak_key, batching.get("batch_tokens"), batching.get("batch_size"))
+        if "lora_rank" in batching:
+            share = f"{tok_s / full_rate[same_batching]:.2f}x the full fine-tune's tokens/s"
+        else:
+            full_rate[same_batching] = tok_s
+            share = f"{gflops:.0f} GFLOP/s = {gflops / peak[peak_key]:.0%} of the {peak_key} matmul peak"
         print(f"  {peak_key} {batching}: steps 2-{result.steps}: {tokens / len(timed):.0f} tokens/step, "
-              f"{seconds / len(timed):.1f} s/step, {tok_s:.0f} tok/s, {gflops:.0f} GFLOP/s "
-              f"= {gflops / peak[peak_key]:.0%} of the {peak_key} matmul peak", flush=True)
+              f"{seconds / len(timed):.1f} s/step, {tok_s:.0f} tok/s, {share}", flush=True)
+    if args.compile:
+        compile_check(rows)
 
 
 if __name__ == "__main__":
