@@ -108,3 +108,11 @@ def test_evaluation_claims_only_differences_that_hold_across_seeds(out):
     assert ("- Ahead by the test, but a method of the pair was trained with one seed only, so its training noise is "
             "not measured and this is not claimed: ETD ahead of base on `svamp`") in text
     assert "ETD ahead of PoTD on `svamp`" in text and "ETD beats" not in text
+
+
+def test_a_single_method_has_no_comparisons_to_summarise(out):
+    from eotd.evaluate import COMPARISON_COLUMNS
+
+    pd.DataFrame(columns=COMPARISON_COLUMNS).to_csv(out / "method_comparisons.csv", index=False)
+    text = summaries.evaluation(out)
+    assert "best **EoTD 52.0% [45.1–58.8]**" in text and "method pairs" not in text

@@ -138,9 +138,9 @@ def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
             lines.append(f"- {method} across its {seeds[method]} seeds: " + ", ".join(
                 f"`{d}` {100 * r['min']:.1f}–{100 * r['max']:.1f} %" for d, r in part.iterrows())
                 + f" (widest on `{widest}`: {100 * (part.loc[widest, 'max'] - part.loc[widest, 'min']):.1f} points).")
-    if comparisons_file.exists():
-        comparisons = pd.read_csv(comparisons_file)
-        comparisons = comparisons[comparisons["dataset"].map(is_headline)]
+    comparisons = pd.read_csv(comparisons_file) if comparisons_file.exists() else pd.DataFrame()
+    if len(comparisons):  # one method alone has no pairs
+        comparisons = comparisons[comparisons["dataset"].map(is_headline).astype(bool)]
         holds = comparisons[comparisons["verdict"].str.contains(" beats ")]
         ahead = comparisons[comparisons["verdict"].str.contains(" ahead of ")]
         lines.append(f"- Differences that hold across seeds (exact McNemar test p < 0.05 on the same problems, and "
