@@ -140,7 +140,7 @@ def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
                 + f" (widest on `{widest}`: {100 * (part.loc[widest, 'max'] - part.loc[widest, 'min']):.1f} points).")
     comparisons = pd.read_csv(comparisons_file) if comparisons_file.exists() else pd.DataFrame()
     if len(comparisons):  # one method alone has no pairs
-        comparisons = comparisons[comparisons["dataset"].map(is_headline).astype(bool)]
+        comparisons = comparisons[comparisons["dataset"].map(is_headline)]
         holds = comparisons[comparisons["verdict"].str.contains(" beats ")]
         ahead = comparisons[comparisons["verdict"].str.contains(" ahead of ")]
         lines.append(f"- Differences that hold across seeds (exact McNemar test p < 0.05 on the same problems, and "
@@ -149,8 +149,8 @@ def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
                          f"{r['verdict']} on `{r['dataset']}` (p = {r['p_value']:.2g})" for _, r in holds.iterrows())
                          if len(holds) else "") + ".")
         if len(ahead):
-            lines.append(f"- Ahead by the test, but a method of the pair was trained with one seed only, so its training "
-                         f"noise is not measured and this is not claimed: " + "; ".join(
+            lines.append("- Ahead by the test, but a method of the pair was trained with one seed only, so its "
+                         "training noise is not measured and this is not claimed: " + "; ".join(
                              f"{r['verdict'].removesuffix(' on one training seed')} on `{r['dataset']}` "
                              f"(p = {r['p_value']:.2g})" for _, r in ahead.iterrows()) + ".")
         lines.append("- Every other difference is within training noise.")

@@ -540,9 +540,9 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     bar.close()
     accelerator.prepare_epoch(None)
     model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
-    if config.lora_rank and not stopped:
-        model = model.merge_and_unload()
     if not stopped:
+        if config.lora_rank:
+            model = model.merge_and_unload()
         _save_final(accelerator, setup, model, out_dir, {
             **meta, "method": method, "mixed_precision": accelerator.mixed_precision, "rows": len(rows),
             "resumed_from_step": resumed_from, "steps": at.step, "losses": at.losses, "train_tokens": at.train_tokens,

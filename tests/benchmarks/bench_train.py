@@ -7,7 +7,8 @@ the hardware has it, else fp32). Each with tokens/s and, for the full fine-tune,
 tokens/s) as a share of that precision's matmul peak measured in the same run; LoRA skips the weight gradients
 (~ 4 x params per token), so its row gives its speed-up over the full fine-tune at the same batching instead.
 `--full` adds the fp32 run and the check that accelerate's bf16 really autocasts on CPU; `--compile` times one
-forward+backward of a 512-token batch eager vs `torch.compile`d (inductor; the first call compiles).
+forward+backward of a batch of 6 rationales (~1 200 padded tokens) eager vs `torch.compile`d (inductor; the first
+call compiles).
 Run: .venv/bin/python tests/benchmarks/bench_train.py [--full] [--compile]   (about 8 minutes on 2 cores)
 """
 import tempfile
@@ -76,20 +77,19 @@ def autocast_check(rows) -> None:
 
 
 def compile_check(rows) -> None:
-    """One forward+backward of a ~512-token batch, eager vs torch.compile (after the compiling first call)."""
+    """One forward+backward of a batch of 6 rationales in fp32, eager vs torch.compile (after the compiling call)."""
     model, tok = models.load(STUDENT)
     model.train()
-    config = TrainConfig(max_source_len=256, max_target_len=256)
-    examples = build_examples(rows[:6], tok, False, config)
-    batch = collate(examples, tok.pad_token_id, False)
+    batch = collate(build_examples(rows[:6], tok, False, TrainConfig()), tok.pad_token_id, False)
     batch.pop("n_tokens")
     tokens = batch["input_ids"].numel()
-    eager = step_time(model, batch, lambda: torch.autocast("cpu", enabled=False))
+    fp32 = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+    eager = step_time(model, batch, fp32)
     start = time.perf_counter()
     compiled = torch.compile(model)
-    step_time(compiled, batch, lambda: torch.autocast("cpu", enabled=False))
+    step_time(compiled, batch, fp32)
     first = time.perf_counter() - start
-    fast = step_time(compiled, batch, lambda: torch.autocast("cpu", enabled=False))
+    fast = step_time(compiled, batch, fp32)
     print(f"torch.compile (fp32, {tokens} tokens fwd+bwd): eager {eager:.2f} s, compiled {fast:.2f} s "
           f"({eager / fast:.2f}x) after {first:.0f} s of compiling and warm-up")
     del model, compiled
