@@ -300,3 +300,40 @@ def test_a_served_student_that_is_not_there_fails_with_its_name(p):
         with pytest.raises(Exception, match="CoTD"):
             students.predict(remote_p, "CoTD", folder, {"toy": [Problem("t1", "toy", "2 + 2?", 4)]}, ("cot",),
                              progress=False)
+
+
+def test_etd_generated_as_needed_gives_the_fallback_of_every_thought(p):
+    """Scripted ETD outputs through a real loopback server: PoT answers q0-q2 (q2 wrongly), EoT q3, CoT q4, nothing
+    q5. As needed, the student writes PoT for all six, EoT only for q3-q5 and CoT only for q4-q5; the fallback rows
+    are those of writing every thought, and the per-thought and vote rows are not formed from the subset."""
+    from completions_server import CompletionsServer
+
+    script = {"pot": {0: "ans = 0 + 1", 1: "ans = 1 + 1", 2: "ans = 99"},
+              "eot": {3: "total = x\ntotal = 3 + 1\nans = total"}, "cot": {4: "4 + 1 = 5. The answer is 5."}}
+    triggers = {trigger: thought for thought, trigger in protocol.TRIGGERS.items()}
+
+    def reply(prompt: str, max_tokens: int) -> str:
+        question, trigger = prompt.strip().split("\n")
+        i = int(question.split()[3])  # "Question: What is 3 + 1 ?"
+        return script[triggers[trigger]].get(i, "ans = (")
+
+    sets = {"toy": [Problem(f"q{i}", "toy", f"What is {i} + 1 ?", i + 1) for i in range(6)]}
+    folder, budget = students.models.resolve("tiny-llama"), {"cot": 12, "pot": 10, "eot": 10}
+    with CompletionsServer(None, name="ETD", reply=reply) as server:
+        served = params.validate({**p.to_dict(), "student_base_url": server.base_url, "etd_generation": "fallback"},
+                                 "test")
+        lazy = students.predict_as_needed(served, "ETD@0", folder, sets, protocol.METHODS["ETD"], progress=False,
+                                          max_new_tokens=budget)
+        assert server.hits == 11
+        assert sorted((r["question_id"], r["thought"]) for r in lazy) == sorted(
+            [(f"q{i}", "pot") for i in range(6)] + [("q3", "eot"), ("q4", "eot"), ("q5", "eot"),
+                                                   ("q4", "cot"), ("q5", "cot")])
+        every = students.predict(served, "ETD@0", folder, sets, protocol.METHODS["ETD"], progress=False,
+                                 max_new_tokens=budget)
+        assert server.hits == 18  # the 11 written as needed come from the cache
+    _, lazy_rows, lazy_acc = evaluate.run(lazy, served)
+    _, every_rows, every_acc = evaluate.run(every, served)
+    fallback = protocol.fallback_strategy(protocol.DEFAULT_FALLBACK)
+    assert set(lazy_acc.strategy) == {fallback} and {"cot", "pot", "eot", "vote", fallback} <= set(every_acc.strategy)
+    assert lazy_rows == [r for r in every_rows if r["strategy"] == fallback]
+    assert [r["correct"] for r in lazy_rows] == [True, True, False, True, True, False]

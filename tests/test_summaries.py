@@ -116,3 +116,14 @@ def test_a_single_method_has_no_comparisons_to_summarise(out):
     pd.DataFrame(columns=COMPARISON_COLUMNS).to_csv(out / "method_comparisons.csv", index=False)
     text = summaries.evaluation(out)
     assert "best **EoTD 52.0% [45.1–58.8]**" in text and "method pairs" not in text
+
+
+def test_etd_strategies_are_compared_only_when_several_were_scored(out):
+    acc = pd.read_csv(out / "accuracy.csv")
+    fallback = [_acc("instances", "ETD", "fallback:pot>eot>cot", 90, 200, 0.38, 0.52)]
+    pd.concat([acc, pd.DataFrame(fallback)]).to_csv(out / "accuracy.csv", index=False)
+    assert "ETD by strategy" not in summaries.evaluation(out)  # etd_generation: fallback scores that one alone
+    both = fallback + [_acc("instances", "ETD", "pot", 80, 200, 0.33, 0.47)]
+    pd.concat([acc, pd.DataFrame(both)]).to_csv(out / "accuracy.csv", index=False)
+    assert ("- ETD by strategy, pooled over its 1 sets (200 problems): `fallback:pot>eot>cot` 45.0 %, `pot` 40.0 %."
+            in summaries.evaluation(out))

@@ -1,7 +1,8 @@
 """From raw student outputs to answers, ETD combination strategies and the accuracy table.
 
 How ETD combines its three thought types at test time is unknown (paper §4), so `combine` reports every candidate:
-each trigger alone, fallback chains (next thought only when the previous one produced no answer) and a majority vote.
+each trigger alone, fallback chains (next thought only when the previous one produced no answer) and a majority vote
+(or the fallback chains alone, when only the thoughts they read were generated).
 No strategy ever looks at the gold answer to choose; gold is only used to mark the chosen answer right or wrong.
 """
 from __future__ import annotations
@@ -92,7 +93,9 @@ def combine(
     vote_tie_order: list[str] = DEFAULT_FALLBACK,
 ) -> list[dict]:
     """Rows per (dataset, method, question_id) and strategy: each thought alone, then (only when more than one
-    thought is present) each fallback order and "vote". Fields: strategy, thought_used, answer, reason, correct."""
+    thought is present) each fallback order and "vote". Outputs generated only as a fallback needs them
+    (students.predict_as_needed marks them "as_needed") give the fallback rows alone.
+    Fields: strategy, thought_used, answer, reason, correct."""
     groups: dict[tuple, dict[str, dict]] = {}
     for rec in scored:
         by_thought = groups.setdefault((rec["dataset"], rec["method"], rec["question_id"]), {})
@@ -102,6 +105,9 @@ def combine(
     rows = []
     for key, by_thought in groups.items():
         gold = next(iter(by_thought.values()))["gold"]
+        if any(rec.get("as_needed") for rec in by_thought.values()):
+            rows.extend(_fallback(key, gold, by_thought, order) for order in fallback_orders)
+            continue
         for thought in sorted(by_thought, key=lambda t: (THOUGHTS.index(t) if t in THOUGHTS else len(THOUGHTS), t)):
             rec = by_thought[thought]
             rows.append(_row(key, gold, thought, thought, rec["answer"], rec["reason"], rec["correct"]))

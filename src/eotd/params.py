@@ -93,6 +93,8 @@ class Params:
     base_shots: int = 4
     base_thoughts: list[str] = field(default_factory=lambda: list(protocol.THOUGHTS))  # the baseline's prompts
     fallback_orders: list[list[str]] = field(default_factory=lambda: [list(protocol.DEFAULT_FALLBACK)])
+    etd_generation: str = "all"  # "all": every trigger on every problem (ETD's per-trigger, fallback and vote rows);
+    # "fallback": a thought only where a fallback order reaches it (the same fallback rows, about a third of the work)
     vote_tie_order: list[str] = field(default_factory=lambda: list(protocol.DEFAULT_FALLBACK))
     # ablations (05): sizes come from the tier; the default runs a reduced grid that fits its hour
     ablation_thought_mixes: bool = True  # all 7 non-empty subsets of {cot, pot, eot}
@@ -138,6 +140,7 @@ def _choices() -> dict[str, tuple]:
             "ablation_eval_sets": sets, "eval_limits": sets, "ablation_size_methods": methods,
             "ablation_style_methods": ("PoTD", "EoTD"), "fallback_orders": thoughts,
             "vote_tie_order": thoughts, "base_thoughts": thoughts, "etd_data": ("union", "one_per_question"),
+            "etd_generation": ("all", "fallback"),
             "gsm_symbolic_split": ("template", "instance"), "teacher": ("annotation", "openai", "transformers"),
             "mixed_precision": ("auto", "bf16", "fp16", "no"),
             "train_dataset": ("gsm_symbolic",) + tuple(data.DATASETS),

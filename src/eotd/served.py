@@ -6,6 +6,7 @@ error handling: a reply the client cannot use fails that prompt in bounded time,
 """
 from __future__ import annotations
 
+from eotd.protocol import split_label
 from eotd.teachers.base import Completion, Request
 from eotd.teachers.openai_compat import MalformedReply, OpenAITeacher, first_choice
 
@@ -32,10 +33,17 @@ class ServedStudent(OpenAITeacher):
         return Completion(choice["text"], tokens_in, tokens_out)
 
 
+def model_name(p, label: str) -> str:
+    """The served model of a student label: p.student_model with {method}, {seed} and {label} filled in
+    ("eotd-{method}" -> "eotd-PoTD" for PoTD@1)."""
+    method, seed = split_label(label)
+    return p.student_model.format(method=method, seed=seed, label=label)
+
+
 def generate(p, label: str, prompts: list[tuple[str, str]], budget: dict[str, int]) -> list[str]:
-    """Texts for (prompt, thought) pairs, in order, from the endpoint p.student_base_url serving
-    p.student_model (with `{method}` replaced by the label). A request that fails for good raises."""
-    client = ServedStudent(p.student_model.format(method=label), p.student_base_url, budget,
+    """Texts for (prompt, thought) pairs, in order, from the endpoint p.student_base_url serving the label's
+    model_name. A request that fails for good raises."""
+    client = ServedStudent(model_name(p, label), p.student_base_url, budget,
                            api_key_env=p.student_api_key_env, concurrency=p.student_concurrency,
                            timeout=p.teacher_timeout, max_retries=p.teacher_max_retries)
     requests = [Request(str(i), prompt, thought, 0) for i, (prompt, thought) in enumerate(prompts)]

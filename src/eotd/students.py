@@ -14,7 +14,7 @@ import pandas as pd
 from eotd import console, infer, models, paths, prompts, protocol, records
 from eotd.data import Problem
 from eotd.params import Params
-from eotd.served import generate as served_generate
+from eotd.served import generate as served_generate, model_name as served_model_name
 from eotd.train import TrainConfig, TrainResult, data_hash, train
 
 CACHE_CHUNK = 256  # generations between cache writes
@@ -172,21 +172,21 @@ def generation_budget(p: Params, splits) -> dict[str, int]:
 
 def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem]], thoughts: tuple[str, ...],
             few_shot: int | None = None, progress: bool = True,
-            max_new_tokens: dict[str, int] | None = None) -> list[dict]:
-    """Raw outputs of one model for every (set, problem, thought); cached per model and generation settings, so a
-    re-run (or a resumed run) only generates what is missing. `max_new_tokens` per thought (see generation_budget)
-    defaults to p.max_new_tokens for every thought."""
+            max_new_tokens: dict[str, int] | None = None, only: set[tuple] | None = None) -> list[dict]:
+    """Raw outputs of one model for every (set, problem, thought), or only the (set, question_id, thought) keys in
+    `only`; cached per model and generation settings, so a re-run (or a resumed run) only generates what is missing.
+    `max_new_tokens` per thought (see generation_budget) defaults to p.max_new_tokens for every thought."""
     budget = {t: (max_new_tokens or {}).get(t, p.max_new_tokens) for t in thoughts}
-    method, seed = protocol.split_label(label)
-    served = p.student_model.format(method=method, seed=seed, label=label) if p.student_base_url else None
+    served = served_model_name(p, label) if p.student_base_url else None
     key = json.dumps([model_path, _fingerprint(model_path), budget, few_shot,
                       {t: prompts.load(t).version for t in thoughts}] + ([["served", served]] if served else []),
                      sort_keys=True)
     cache = paths.cache_dir("predictions") / p.name / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
     done = {(r["dataset"], r["question_id"], r["thought"]): r for r in
             (records.read_jsonl(cache) if cache.exists() else [])}
-    todo = [(name, pr, t) for name, problems in sets.items() for pr in problems for t in thoughts
-            if (name, pr.id, t) not in done]
+    keys = [(name, pr, t) for name, problems in sets.items() for pr in problems for t in thoughts
+            if only is None or (name, pr.id, t) in only]
+    todo = [(name, pr, t) for name, pr, t in keys if (name, pr.id, t) not in done]
     if todo:
         if served:  # the engine holds the weights; the tokenizer is only needed for chat-template prompts
             from transformers import AutoTokenizer
@@ -214,20 +214,62 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
             bar.update(len(chunk))
         bar.close()
         del model
-    return [done[(name, pr.id, t)] for name, problems in sets.items() for pr in problems for t in thoughts]
+    return [done[(name, pr.id, t)] for name, pr, t in keys]
+
+
+def predict_as_needed(p: Params, label: str, model_path: str, sets: dict[str, list[Problem]],
+                      thoughts: tuple[str, ...], progress: bool = True,
+                      max_new_tokens: dict[str, int] | None = None) -> list[dict]:
+    """The outputs p.fallback_orders read, generated in rounds: every order's first thought for every problem, then
+    an order's next thought only where none before it produced an answer (scored as evaluation scores them). The
+    fallback rows equal those from every thought; each output is marked "as_needed", since per-thought accuracy or a
+    vote over them would be biased. Shares predict's cache for `thoughts` (the student's types), both ways."""
+    from eotd.evaluate import score
+
+    orders = [[t for t in order if t in thoughts] for order in p.fallback_orders]
+    produced: dict[tuple, bool] = {}
+    outputs: dict[tuple, dict] = {}
+    while True:
+        wanted = {(name, pr.id, thought) for name, problems in sets.items() for pr in problems
+                  for thought in {_next_needed(order, name, pr.id, produced) for order in orders} - {None}}
+        if not wanted:
+            break
+        new = predict(p, label, model_path, sets, thoughts, progress=progress, max_new_tokens=max_new_tokens,
+                      only=wanted)
+        for raw, rec in zip(new, score(new, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb)):
+            key = (raw["dataset"], raw["question_id"], raw["thought"])
+            produced[key], outputs[key] = rec["produced"], raw
+    return [{**outputs[key], "as_needed": True} for name, problems in sets.items() for pr in problems
+            for key in [(name, pr.id, t) for t in thoughts] if key in outputs]
+
+
+def _next_needed(order: list[str], dataset: str, question_id: str, produced: dict[tuple, bool]) -> str | None:
+    """The first thought of `order` not generated yet, unless an earlier one already produced an answer."""
+    for thought in order:
+        key = (dataset, question_id, thought)
+        if key not in produced:
+            return thought
+        if produced[key]:
+            return None
+    return None
 
 
 def predict_methods(p: Params, sets: dict[str, list[Problem]], max_new_tokens: dict[str, int]) -> list[dict]:
     """The outputs of the untrained baseline (when p.evaluate_base: its chat template, base_shots exemplars, each of
     base_thoughts) and of every trained student (each method, each seed) in its own thought types, on every set;
-    an output's "method" is the student's label ("PoTD@1")."""
+    an output's "method" is the student's label ("PoTD@1"). With p.etd_generation "fallback", a student of several
+    thought types (ETD) writes only what its fallback orders read (predict_as_needed)."""
     outputs = []
     if p.evaluate_base:
         outputs += predict(p, protocol.BASELINE, models.resolve(p.student), sets, tuple(p.base_thoughts),
                            few_shot=p.base_shots, max_new_tokens=max_new_tokens)
     for label, (method, _) in labels(p).items():
-        outputs += predict(p, label, str(final_dir(p, label)), sets, protocol.METHODS[method],
-                           max_new_tokens=max_new_tokens)
+        if p.etd_generation == "fallback" and len(protocol.METHODS[method]) > 1:
+            outputs += predict_as_needed(p, label, str(final_dir(p, label)), sets, protocol.METHODS[method],
+                                         max_new_tokens=max_new_tokens)
+        else:
+            outputs += predict(p, label, str(final_dir(p, label)), sets, protocol.METHODS[method],
+                               max_new_tokens=max_new_tokens)
     return outputs
 
 

@@ -99,7 +99,7 @@ def evaluation(out: Path) -> str:
         lines.append(f"- `{dataset}` (n = {n}): best **{' and '.join(top)} {interval(students.loc[top[0]])}**"
                      f"{_versus_base(students.loc[top[0]], base)}. Others: {others or 'none'}.")
     etd = acc[(acc["method"] == "ETD") & acc["dataset"].map(is_headline)]
-    if len(etd):
+    if etd["strategy"].nunique() > 1:
         pooled = etd.groupby("strategy")[["correct", "n"]].sum()
         pooled = (pooled["correct"] / pooled["n"]).sort_values(ascending=False)
         lines.append(f"- ETD by strategy, pooled over its {etd['dataset'].nunique()} sets "

@@ -127,8 +127,10 @@ def methods(s: dict) -> str:
     listed = s.get("methods") or []
     for method in listed if isinstance(listed, (list, tuple)) else [listed]:
         part = str(method)
-        if method == "ETD" and s.get("etd_data"):
-            part += f" ({str(s['etd_data']).replace('_', ' ')})"
+        if method == "ETD":
+            notes = [str(s["etd_data"]).replace("_", " ")] if s.get("etd_data") else []
+            notes += ["read by its fallback only"] if s.get("etd_generation") == "fallback" else []
+            part += f" ({'; '.join(notes)})" if notes else ""
         given = seeds.get(method)
         if isinstance(given, (list, tuple)) and len(given) > 1:
             part += f" ×{len(given)} (seeds {', '.join(map(str, given))})"
