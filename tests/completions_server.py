@@ -4,15 +4,14 @@
         ...  # POST {server.base_url}/completions {"model": "PoTD", "prompt": ..., "max_tokens": N, "temperature": 0}
 
 Requests are answered one at a time (a lock around generation), with the model's own greedy continuation through
-eotd.infer, or with `reply(prompt, max_tokens)` for scripted outputs; every prompt is kept in `prompts`. A request for
-another model name gets 404, as vLLM answers.
+eotd.infer, or with `reply(prompt, max_tokens)` for scripted outputs; a request for another model name gets 404, as
+vLLM answers.
 """
 from __future__ import annotations
 
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 from typing import Callable
 
 from eotd import infer, models
@@ -23,7 +22,7 @@ class CompletionsServer:
         if reply is None:
             model, tokenizer = models.load(folder)
             reply = lambda prompt, n: infer.generate(model, tokenizer, [prompt], n, batch_size=1)[0]  # noqa: E731
-        self.reply, self.prompts = reply, []
+        self.reply = reply
         self.name, self.hits, self._lock = name, 0, threading.Lock()
         server = self
 
@@ -47,7 +46,6 @@ class CompletionsServer:
                     return self._send(404, {"error": {"message": f"model {body.get('model')!r} does not exist"}})
                 with server._lock:
                     server.hits += 1
-                    server.prompts.append(body["prompt"])
                     text = server.reply(body["prompt"], int(body["max_tokens"]))
                 self._send(200, {"id": f"cmpl-{server.hits}", "object": "text_completion", "model": server.name,
                                  "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],

@@ -239,8 +239,8 @@ def predict_as_needed(p: Params, label: str, model_path: str, sets: dict[str, li
         for raw, rec in zip(new, score(new, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb)):
             key = (raw["dataset"], raw["question_id"], raw["thought"])
             produced[key], outputs[key] = rec["produced"], raw
-    return [{**outputs[key], "as_needed": True} for name, problems in sets.items() for pr in problems
-            for key in [(name, pr.id, t) for t in thoughts] if key in outputs]
+    return [{**outputs[name, pr.id, t], "as_needed": True} for name, problems in sets.items() for pr in problems
+            for t in thoughts if (name, pr.id, t) in outputs]
 
 
 def _next_needed(order: list[str], dataset: str, question_id: str, produced: dict[tuple, bool]) -> str | None:
@@ -264,12 +264,9 @@ def predict_methods(p: Params, sets: dict[str, list[Problem]], max_new_tokens: d
         outputs += predict(p, protocol.BASELINE, models.resolve(p.student), sets, tuple(p.base_thoughts),
                            few_shot=p.base_shots, max_new_tokens=max_new_tokens)
     for label, (method, _) in labels(p).items():
-        if p.etd_generation == "fallback" and len(protocol.METHODS[method]) > 1:
-            outputs += predict_as_needed(p, label, str(final_dir(p, label)), sets, protocol.METHODS[method],
-                                         max_new_tokens=max_new_tokens)
-        else:
-            outputs += predict(p, label, str(final_dir(p, label)), sets, protocol.METHODS[method],
-                               max_new_tokens=max_new_tokens)
+        thoughts = protocol.METHODS[method]
+        generate = predict_as_needed if p.etd_generation == "fallback" and len(thoughts) > 1 else predict
+        outputs += generate(p, label, str(final_dir(p, label)), sets, thoughts, max_new_tokens=max_new_tokens)
     return outputs
 
 
