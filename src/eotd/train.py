@@ -292,6 +292,7 @@ class _Setup:
     micro_per_epoch: int  # micro-batches per process per epoch
     total_steps: int
     n_epochs: int
+    attention: str | None  # the model's own attention implementation, restored after training
 
 
 def _finished(out_dir: Path, run_hash: str) -> TrainResult | None:
@@ -338,6 +339,12 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
     model, tokenizer = models.load(student)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     trim = not seq2seq and supports_logits_to_keep(model)  # of the transformers model: PEFT passes it through
+    attention = getattr(model.config, "_attn_implementation", None)
+    if not torch.cuda.is_available() and attention == "sdpa":
+        # on the CPU, SDPA's flash-attention backward is a fifth of a training step; plain matmul attention trains
+        # ~1.2x faster (measured on the 2-core Xeon, same batches). The trained model gets SDPA back (train()),
+        # faster for generation.
+        model.set_attn_implementation("eager")
     if config.lora_rank:
         model = _with_lora(model, config, seq2seq)
     model.train()
@@ -360,15 +367,18 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in trainable if p.ndim >= 2 and "norm" not in n.lower()]
     no_decay = [p for n, p in trainable if not (p.ndim >= 2 and "norm" not in n.lower())]
+    # fused: one kernel over all tensors instead of a loop per tensor (on this 2-core CPU 0.12 s per step for the
+    # 135M student instead of 0.66 s, a fifth of a 512-token step)
+    fused = all(p.device.type in ("cpu", "cuda") for _, p in trainable)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, fused=fused)
     # accelerate steps a prepared scheduler once per process per optimizer step: size it in those units
     sched_total = total_steps * accelerator.num_processes
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_then_linear(math.ceil(config.warmup_ratio * sched_total), sched_total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     return _Setup(model, tokenizer, optimizer, scheduler, loader, micro_per_epoch, total_steps,
-                  n_epochs=math.ceil(total_steps / steps_per_epoch))
+                  n_epochs=math.ceil(total_steps / steps_per_epoch), attention=attention)
 
 
 def _with_lora(model, config: TrainConfig, seq2seq: bool):
@@ -540,6 +550,8 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     bar.close()
     accelerator.prepare_epoch(None)
     model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
+    if setup.attention is not None:
+        model.set_attn_implementation(setup.attention)
     if not stopped:
         if config.lora_rank:
             model = model.merge_and_unload()
