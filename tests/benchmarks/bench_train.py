@@ -6,10 +6,11 @@ full fine-tune vs PEFT LoRA (rank 16, every linear layer), in the precision trai
 the hardware has it, else fp32). Each with tokens/s and, for the full fine-tune, achieved GFLOP/s (~ 6 x params x
 tokens/s) as a share of that precision's matmul peak measured in the same run; LoRA skips the weight gradients
 (~ 4 x params per token), so its row gives its speed-up over the full fine-tune at the same batching instead.
-`--full` adds the fp32 run and the check that accelerate's bf16 really autocasts on CPU; `--compile` times one
-forward+backward of a batch of 6 rationales (~1 200 padded tokens) eager vs `torch.compile`d (inductor; the first
-call compiles).
-Run: .venv/bin/python tests/benchmarks/bench_train.py [--full] [--compile]   (about 8 minutes on 2 cores)
+Before those, the parts of a step eotd.train chose against their alternatives (fused AdamW, matmul attention on the
+CPU); `--parts` stops after them (about 2 minutes). `--full` adds the fp32 run and the check that accelerate's bf16
+really autocasts on CPU; `--compile` times one forward+backward of a batch of 6 rationales (~1 200 padded tokens)
+eager vs `torch.compile`d (inductor; the first call compiles).
+Run: .venv/bin/python tests/benchmarks/bench_train.py [--parts] [--full] [--compile]   (about 10 minutes on 2 cores)
 """
 import tempfile
 import time
@@ -20,7 +21,7 @@ import torch
 from eotd import models
 from eotd.data import load_gsm_symbolic
 from eotd.teachers.annotation import rationale_rows
-from eotd.train import TrainConfig, build_examples, collate, resolve_mixed_precision, train
+from eotd.train import TrainConfig, batches, build_examples, collate, loss_of, resolve_mixed_precision, train
 
 STUDENT = models.DEFAULT_STUDENT
 STEPS, BATCH = 4, 8
@@ -95,12 +96,53 @@ def compile_check(rows) -> None:
     del model, compiled
 
 
+def step_parts(rows) -> None:
+    """What eotd.train chose for a step, each against the alternative in the same process: AdamW fused vs its
+    per-tensor loop (one step over the student's parameters), and matmul ("eager") vs SDPA attention for a bf16
+    autocast (or fp32) forward+backward, alternated over fresh 512-token batches so drift hits both alike."""
+    model, tok = models.load(STUDENT)
+    model.train()
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    for fused in (False, True):
+        optimizer = torch.optim.AdamW(params, lr=1e-5, fused=fused)
+        optimizer.step()
+        start = time.perf_counter()
+        for _ in range(3):
+            optimizer.step()
+        print(f"AdamW step, {'fused' if fused else 'per-tensor loop'}: {(time.perf_counter() - start) / 3:.2f} s")
+    model.zero_grad(set_to_none=True)
+    examples = build_examples(rows, tok, False, TrainConfig())
+    groups = batches(examples, BATCH, 0, 0, batch_tokens=512)
+    bf16 = resolve_mixed_precision("auto") == "bf16"
+    rates = {"sdpa": [], "eager": []}
+    for k, attention in enumerate(["sdpa", "eager", "eager", "sdpa", "sdpa", "eager"]):
+        model.set_attn_implementation(attention)
+        chunk = groups[1 + 6 * k:7 + 6 * k]
+        start = time.perf_counter()
+        for indices in chunk:
+            batch = collate([examples[i] for i in indices], tok.pad_token_id, False, trim_logits=True)
+            batch.pop("n_tokens")
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = loss_of(model, batch)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        rates[attention].append(sum(len(examples[i]["input_ids"]) for b in chunk for i in b)
+                                / (time.perf_counter() - start))
+    sdpa, eager = (sum(rates[a]) / 3 for a in ("sdpa", "eager"))
+    print(f"fwd+bwd, 512-token batches ({'bf16' if bf16 else 'fp32'}): SDPA attention {sdpa:.0f} tok/s, "
+          f"matmul attention {eager:.0f} tok/s ({eager / sdpa:.2f}x)")
+    del model
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--full", action="store_true", help="also fp32 and the accelerate autocast check")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile against eager")
+    parser.add_argument("--parts", action="store_true", help="only the optimizer and attention comparisons")
     args = parser.parse_args()
     full = args.full
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -111,6 +153,9 @@ def main() -> None:
 
     rows = rationale_rows(load_gsm_symbolic(160, seed=0))
     models.resolve(STUDENT)  # build the converted copy outside the timings
+    step_parts(rows)
+    if args.parts:
+        return
     if full and resolve_mixed_precision("auto") == "bf16":
         autocast_check(rows)
 
