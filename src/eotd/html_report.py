@@ -23,11 +23,13 @@ REPORT = "report.html"
 NOTEBOOK_HTML = "html"
 SHARED_CSS = "jupyterlab.css"
 _LAB_CSS = ("static/index.css", "static/theme-light.css")  # what the lab template inlines (light theme)
-# JupyterLab's look without its three CDN scripts (require.js, MathJax, mermaid): the rendered stages need none.
+# JupyterLab's look without its CDN scripts (require.js, MathJax, mermaid, the widget manager a library's progress bar
+# pulls in): the rendered stages need none.
 _OFFLINE = {"eotd_offline.html.j2": """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 """}
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 75rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
