@@ -5,7 +5,6 @@ finished loop in batch runs (papermill, CI), so a rendered notebook reads as a r
 """
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import os
@@ -54,14 +53,12 @@ def bar(**kwargs) -> std.tqdm:
 
 def quiet_libraries() -> None:
     """Outside "bars" mode, silence the libraries' own bars and notices (loading weights, saving datasets, the
-    tied-weights note of every checkpoint, converting the default student's GGUF file): a batch run shows eotd's
-    lines and real errors only."""
+    tied-weights note of every checkpoint): a batch run shows eotd's lines and real errors only."""
     if mode() == "bars":
         return
     import datasets
     import huggingface_hub
     import transformers
-    from transformers import modeling_gguf_pytorch_utils as gguf_loading
 
     huggingface_hub.utils.disable_progress_bars()
     datasets.disable_progress_bars()
@@ -69,6 +66,3 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
-    # transformers' GGUF loader draws a tqdm bar of its own that no logging switch reaches (in a notebook, a widget)
-    if not isinstance(gguf_loading.tqdm, functools.partial):
-        gguf_loading.tqdm = functools.partial(gguf_loading.tqdm, disable=True)

