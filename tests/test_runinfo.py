@@ -1,4 +1,6 @@
 import json
+import os
+from datetime import datetime, timezone
 
 import pytest
 
@@ -36,3 +38,32 @@ def test_results_of_a_run_do_not_mark_the_commit_dirty():
         assert runinfo.git_commit() == commit
     finally:
         probe.unlink()
+
+
+def test_a_timed_stage_records_its_machine_time_and_the_files_it_wrote(tmp_path, monkeypatch):
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path))
+    p = params.validate({"name": "unit", "seed": 3}, "test")
+    (tmp_path / "old.csv").write_text("from an earlier stage\n")
+    os.utime(tmp_path / "old.csv", (0, 0))
+    started = datetime.now(timezone.utc)
+    (tmp_path / "figs").mkdir()
+    for name in ("accuracy.csv", "figs/fig_a.png", "04_evaluation.ipynb", "report.html"):
+        (tmp_path / name).write_text("new")
+    runinfo.write_run_json(tmp_path, "04_evaluation", p, started=started)
+    stage = json.loads((tmp_path / "run.json").read_text())["stages"]["04_evaluation"]
+    assert stage["results"] == ["accuracy.csv", "figs/fig_a.png"]  # not old.csv, not the study's own files
+    assert stage["seconds"] >= 0 and stage["started"] <= stage["finished"]
+    assert set(stage["machine"]) == {"cpu", "cores", "bf16", "gpu"} and stage["machine"]["cores"] >= 1
+
+
+def test_the_study_removes_files_no_stage_of_its_run_declares(tmp_path):
+    p = params.validate({"name": "unit", "seed": 3}, "test")
+    for name in ("accuracy.csv", "fig_stale.png", "01_a.ipynb", "stages.json", "html/01_a.html"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x")
+    runinfo.write_run_json(tmp_path, "01_a", p)  # an entry without `results`: nothing can be judged stale
+    assert runinfo.remove_undeclared(tmp_path, ["01_a"]) == [] and (tmp_path / "fig_stale.png").exists()
+    runinfo.write_run_json(tmp_path, "01_a", p, results=["accuracy.csv"])
+    assert runinfo.remove_undeclared(tmp_path, ["01_a"]) == ["fig_stale.png"]
+    assert sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*") if f.is_file()) == [
+        "01_a.ipynb", "accuracy.csv", "html/01_a.html", "run.json", "stages.json"]

@@ -14,17 +14,7 @@ import inspect
 import torch
 
 from eotd import console
-
-
-def bf16_supported() -> bool:
-    """bf16 autocast pays off on CUDA and on CPUs with native bf16 (avx512_bf16 / AMX); elsewhere it is emulated."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+from eotd.machine import bf16_supported
 
 
 def autocast(model: torch.nn.Module, enabled: bool | None = None):

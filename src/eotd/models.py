@@ -159,7 +159,7 @@ def inference_device() -> str:
 def inference_dtype() -> torch.dtype:
     """bf16 weights where the hardware computes in bf16 (greedy outputs barely move, generation is ~1.5x faster on
     this CPU), else fp32."""
-    from eotd.infer import bf16_supported
+    from eotd.machine import bf16_supported
 
     return torch.bfloat16 if bf16_supported() else torch.float32
 

@@ -2,11 +2,14 @@
 a closing summary of what the stage found, generated from the files it wrote."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from IPython.display import Markdown, display
 
 from eotd import console, locks, params, paths, runinfo, summaries
+
+_started: dict[str, datetime] = {}  # run name -> when its stage's start() ran in this kernel
 
 
 def start(name: str, overrides: dict | None = None) -> tuple[params.Params, Path]:
@@ -14,7 +17,9 @@ def start(name: str, overrides: dict | None = None) -> tuple[params.Params, Path
     run's output to eotd's own lines (see console). Takes the tier's lock (eotd.locks) until finish() or the kernel
     ends, unless the study running this notebook holds it: refuses while another study or notebook of the tier runs."""
     console.quiet_libraries()
+    started = datetime.now(timezone.utc)
     p = params.for_notebook(name, overrides)
+    _started[p.name] = started
     locks.for_stage(p.name)
     changes = ", ".join(f"`{k}` = `{v!r}`" for k, v in sorted((overrides or {}).items()))
     display(Markdown(f"Run **`{p.name}`**: settings from `{paths.relative(params.source(name))}`"
@@ -23,8 +28,9 @@ def start(name: str, overrides: dict | None = None) -> tuple[params.Params, Path
 
 
 def finish(stage: str, p: params.Params, inputs=(), **recorded) -> None:
-    """Record the stage in run.json, then show its summary (eotd.summaries) as the notebook's last output."""
+    """Record the stage in run.json (with its time and the files it wrote since start()), then show its summary
+    (eotd.summaries) as the notebook's last output."""
     out = paths.results_dir(p.name)
-    runinfo.write_run_json(out, stage, p, inputs, **recorded)
+    runinfo.write_run_json(out, stage, p, inputs, started=_started.pop(p.name, None), **recorded)
     locks.release_stage(p.name)
     display(Markdown(summaries.for_stage(stage, out)))

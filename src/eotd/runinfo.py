@@ -1,4 +1,5 @@
-"""run.json beside every stage's outputs: params, seed, package versions, git commit and input hashes."""
+"""run.json beside every stage's outputs: params, seed, package versions, git commit, input hashes, when it ran on
+which machine, and the result files it wrote (so a study can remove what no stage of its run wrote)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
-from eotd import paths
+from eotd import machine, paths
 from eotd.params import Params
 from eotd.records import write_json
 
@@ -49,18 +50,69 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iterable[str | Path] = (), **extra) -> Path:
-    """Record in <out_dir>/run.json what produced a stage's outputs (one entry per stage), so any number can be traced."""
+# Files of a results folder that belong to the study rather than to one stage.
+STUDY_FILES = ("run.json", "stages.json", "report.html")
+
+
+def _study_file(relative: Path) -> bool:
+    """run.json, stages.json, report.html, html/ and the rendered notebooks NN_*.ipynb."""
+    return (str(relative) in STUDY_FILES or relative.parts[0] == "html"
+            or (relative.suffix == ".ipynb" and relative.name[:2].isdigit() and len(relative.parts) == 1))
+
+
+def written_since(out_dir: str | Path, started: datetime) -> list[str]:
+    """The files of `out_dir` (relative paths, sorted) written at or after `started`, study files left out."""
+    out_dir = Path(out_dir)
+    return sorted(str(f.relative_to(out_dir)) for f in out_dir.rglob("*")
+                  if f.is_file() and not _study_file(f.relative_to(out_dir))
+                  and f.stat().st_mtime >= started.timestamp())
+
+
+def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iterable[str | Path] = (),
+                   started: datetime | None = None, **extra) -> Path:
+    """Record in <out_dir>/run.json what produced a stage's outputs (one entry per stage), so any number can be
+    traced; with `started`, also how long the stage took and the files it wrote since then (`results`)."""
     path = Path(out_dir) / "run.json"
-    stages = json.loads(path.read_text())["stages"] if path.exists() else {}
-    stages[stage] = {
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    stages = read_stages(out_dir)
+    finished = datetime.now(timezone.utc)
+    entry = {"started": started.isoformat(timespec="seconds")} if started else {}
+    entry["finished"] = finished.isoformat(timespec="seconds")
+    if started:
+        entry["seconds"] = round((finished - started).total_seconds(), 1)
+    entry.update({
+        "machine": machine.describe(),
         "params": params.to_dict(),
         "seed": params.seed,
         "git_commit": git_commit(),
         "data_dir": paths.relative(os.environ["EOTD_DATA_DIR"]) if os.environ.get("EOTD_DATA_DIR") else None,  # None: the HF hub
         "versions": versions(),
         "inputs": {paths.relative(p): file_hash(p) for p in inputs},
-        **extra,
-    }
+    })
+    if started:
+        entry["results"] = written_since(out_dir, started)
+    stages[stage] = {**entry, **extra}
     return write_json(path, {"params_name": params.name, "stages": stages})
+
+
+def remove_undeclared(out_dir: str | Path, stage_names: Iterable[str]) -> list[str]:
+    """Delete the files of `out_dir` that none of `stage_names` declares in run.json (`results`): outputs of an
+    earlier run that no stage writes any more. Study files are kept; nothing is removed while a stage has no
+    `results` record (a run.json from before it existed). Returns the removed paths."""
+    out_dir = Path(out_dir)
+    stages = read_stages(out_dir)
+    if any("results" not in stages.get(name, {}) for name in stage_names):
+        return []
+    declared = {f for name in stage_names for f in stages[name]["results"]}
+    removed = []
+    for f in sorted(out_dir.rglob("*")):
+        relative = f.relative_to(out_dir)
+        if f.is_file() and not _study_file(relative) and str(relative) not in declared:
+            f.unlink()
+            removed.append(str(relative))
+    return removed
+
+
+def read_stages(out_dir: str | Path) -> dict:
+    """run.json's stage entries ({} before any stage ran)."""
+    path = Path(out_dir) / "run.json"
+    return json.loads(path.read_text())["stages"] if path.exists() else {}

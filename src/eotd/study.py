@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from eotd import locks, params, paths, records
+from eotd import locks, params, paths, records, runinfo
 
 STATE = "stages.json"
 # Imported when first used (seconds of start-up): a study refused by the tier's lock exits at once.
@@ -163,6 +163,8 @@ def _run(params_file: str | Path, p: params.Params, stages: list[str] | None, ke
         state[notebook.name] = key
         records.write_json(state_file, state)
     if not stages:
+        for removed in runinfo.remove_undeclared(out, [nb.stem for nb in notebooks()]):
+            print(f"[eotd.study] removed {removed}: no stage of this run wrote it", flush=True)
         print(f"[eotd.study] report: {paths.relative(html_report.build(out))}", flush=True)
     return out
 

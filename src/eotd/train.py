@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from eotd import console, models, records
+from eotd.machine import bf16_supported
 from eotd.protocol import CHECKPOINT_DIR, DONE_FILE, FINAL_DIR, student_input
 
 STATE_FILE = "eotd_train_state.json"
@@ -229,15 +230,10 @@ def _run_hash(student: str, config: TrainConfig, data: str) -> str:
 
 
 def resolve_mixed_precision(value: str) -> str:
+    """"auto" -> "bf16" where the hardware computes in bf16 (eotd.machine), else "no"; other values unchanged."""
     if value != "auto":
         return value
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+    return "bf16" if bf16_supported() else "no"
 
 
 # ------------------------------------------------------------------------------------------------------ training

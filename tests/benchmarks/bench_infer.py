@@ -14,7 +14,7 @@ import time
 import torch
 from bench_train import matmul_peak
 
-from eotd import infer, models, protocol
+from eotd import infer, machine, models, protocol
 from eotd.data import load_gsm_symbolic
 
 N, NAIVE_N, MAX_NEW = 96, 16, 64
@@ -43,9 +43,9 @@ def main() -> None:
     embedding = model.get_input_embeddings().weight.numel()
     body = sum(p.numel() for p in model.parameters()) - embedding
     flops = (2 * body, 2 * (body + embedding))  # the output layer (tied to the embedding) runs on generated tokens
-    peak = matmul_peak(torch.bfloat16 if infer.bf16_supported() else torch.float32)
+    peak = matmul_peak(torch.bfloat16 if machine.bf16_supported() else torch.float32)
     print(f"{student}: {N} GSM-Symbolic PoT prompts, greedy, max_new_tokens={MAX_NEW}, {torch.get_num_threads()} "
-          f"threads, weights {model.dtype} on {model.device} (bf16 hardware: {infer.bf16_supported()}); matmul "
+          f"threads, weights {model.dtype} on {model.device} (bf16 hardware: {machine.bf16_supported()}); matmul "
           f"2048x2048 peak of the precision generation uses: {peak:.0f} GFLOP/s")
     naive, naive_rate = timed(f"naive loop (batch 1, first {NAIVE_N})", tokenizer, lambda: [
         tokenizer.decode(model.generate(**tokenizer(p, return_tensors="pt").to(model.device), do_sample=False,
