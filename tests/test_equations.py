@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from eotd.equations import REASONS, EotResult, solve_eot
+from eotd.equations import REASONS, EotResult, is_relational, solve_eot
 
 ANGELA = """System of linear equations: (Do not simplify)
 
@@ -176,3 +176,24 @@ def test_never_raises_on_odd_input():
 
 def test_non_string_input():
     assert solve_eot(None).reason == "syntax_error"  # type: ignore[arg-type]
+
+
+FORWARD_EOT = """System of linear equations: (Do not simplify)
+% Assume the bird is x:
+bird = x
+step_1 = 3 * 4
+bird = step_1 + 26
+ans = bird"""
+
+
+@pytest.mark.parametrize("text,relational", [
+    (FORWARD_EOT, False),  # the offline teacher's EoT: every line assigns a name from known quantities
+    ("meals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals", True),  # XoT's example
+    ("dallas = x\ndarcy = y\ndallas - 1 = 3 * (darcy - 1)\ndallas = 2 * darcy\nans = dallas", True),
+    ("a = 3\na = 4\nans = a", True),  # a name assigned twice is a constraint
+    ("a = 3\nb = a = 3\nans = b", True),
+    ("a = 3\nb = a + c\nans = b", True),  # c is unknown on the right
+    ("not an equation", False),
+])
+def test_relational_eot_is_told_from_a_forward_calculation(text, relational):
+    assert is_relational(text) is relational

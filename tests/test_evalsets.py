@@ -45,3 +45,9 @@ def test_training_folds_hold_out_every_evaluated_item_and_its_near_duplicates(sh
     plain = params.validate({"name": "unit", "train_dataset": "gsm8k_train", "eval_sets": ["gsm8k_test", "svamp"]},
                             "test")
     assert evalsets.domains(plain) == {"gsm8k_test": "in-domain", "svamp": "out-of-domain"}
+
+
+def test_the_contamination_table_names_every_training_source():
+    p = params.validate({"name": "unit", "train_dataset": "gsm8k_train", "train_extra": {"svamp": 8, "asdiv": None}},
+                        "test")
+    assert evalsets.train_set_names(p) == "gsm8k_train + svamp (training fold) + asdiv (training fold)"

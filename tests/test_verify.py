@@ -47,3 +47,17 @@ def test_bad_inputs_give_verdicts():
 def test_float_answer_within_tolerance():
     assert verify("pot", "ans = 10 / 3", Fraction(10, 3)).correct
     assert not verify("pot", "ans = 3.33", Fraction(10, 3)).correct
+
+
+def test_summary_counts_verified_relational_eot_apart_from_forward_calculations():
+    forward = "bird = x\nstep_1 = 3 * 4\nbird = step_1 + 26\nans = bird"
+    relational = "meals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals"
+    wrong_relational = "meals = x\npackages = 8 * meals\npackages + meals = 28\nans = meals"
+    rows = [{"kind": "eot", "rationale": forward, "gold": 38}, {"kind": "eot", "rationale": relational, "gold": 3},
+            {"kind": "eot", "rationale": wrong_relational, "gold": 3},
+            {"kind": "pot", "rationale": "ans = 38", "gold": 38}]
+    from eotd.verify import summarize, verify_records
+
+    summary = summarize(verify_records(rows))
+    assert (summary["eot"]["total"], summary["eot"]["verified"], summary["eot"]["relational"]) == (3, 2, 1)
+    assert summary["pot"]["relational"] == 0 and summary["pot"]["verified"] == 1

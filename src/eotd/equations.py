@@ -459,3 +459,34 @@ def _pick(candidates: list[sympy.Expr]) -> EotResult:
 
 def _show(values: list[Number]) -> str:
     return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+_NAME_RE = re.compile(r"[^\W\d]\w*")
+
+
+def is_relational(text: str) -> bool:
+    """True when an EoT rationale states a relation a solver has to invert: some equation is not
+    `name = expression of quantities already known` (an unknown on the right, a name assigned twice, an expression
+    on the left, or a chain `a = b = c`). `name = x` lines only declare unknowns. False for a forward calculation
+    spelled as equations, and for text that does not parse (its verifier says why)."""
+    try:
+        lines = _read_lines(text)
+    except _SyntaxProblem:
+        return False
+    known: set[str] = set()
+    for line in lines:
+        if line.declares is not None:
+            continue
+        parts = line.text.rstrip(";.").strip().translate(_UNICODE).split("=")
+        if len(parts) != 2:
+            return True
+        left, right = (part.strip() for part in parts)
+        used: list[str] = []
+        try:
+            _translate_side(right, used)
+        except _SyntaxProblem:
+            return False
+        if not _NAME_RE.fullmatch(left) or left in known or any(name not in known for name in used):
+            return True
+        known.add(left)
+    return False

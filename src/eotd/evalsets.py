@@ -119,6 +119,11 @@ def training_fold(p: Params, name: str, count: int | None) -> list[data.Problem]
     return _sample(clean, count, p.seed)
 
 
+def train_set_names(p: Params) -> str:
+    """Every source of the training questions, as the contamination table names them."""
+    return " + ".join([p.train_dataset, *(f"{name} (training fold)" for name in p.train_extra)])
+
+
 def load(p: Params, train: list[data.Problem]) -> EvalSets:
     """Every set named in p.eval_sets, sampled to its limit and split into clean / overlapping with `train`."""
     result = EvalSets({})
@@ -139,5 +144,5 @@ def load(p: Params, train: list[data.Problem]) -> EvalSets:
         result.sets[name] = clean
         if overlapping:
             result.sets[name + OVERLAP_SUFFIX] = overlapping
-        result.contamination.append(decontaminate.report(p.train_dataset, name, overlaps))
+        result.contamination.append(decontaminate.report(train_set_names(p), name, overlaps))
     return result

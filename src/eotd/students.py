@@ -196,7 +196,8 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
             model, tokenizer = models.load_for_inference(model_path)
         texts = {item: _prompt(tokenizer, item[1], item[2], few_shot) for item in todo}
         todo.sort(key=lambda item: (item[2], -len(texts[item])))  # one budget per thought, similar lengths together
-        bar = console.bar(total=len(todo), desc=f"generate {label}", disable=not progress)
+        written = "+".join(dict.fromkeys(t for _, _, t in todo))  # ETD's fallback rounds: one thought each
+        bar = console.bar(total=len(todo), desc=f"generate {label} {written}", disable=not progress)
         for start in range(0, len(todo), CACHE_CHUNK):
             chunk = todo[start:start + CACHE_CHUNK]
             for thought in dict.fromkeys(t for _, _, t in chunk):

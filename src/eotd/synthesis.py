@@ -110,6 +110,14 @@ def kept_rows(rows: list[dict]) -> list[dict]:
     return kept
 
 
+def _questions_per_source(rows: list[dict]) -> dict[str, int]:
+    """Training questions per source set (the main training set, then each benchmark's training fold)."""
+    sources: dict[str, set] = {}
+    for r in rows:
+        sources.setdefault(r["dataset"], set()).add(r["question_id"])
+    return {name: len(ids) for name, ids in sources.items()}
+
+
 def summarize(rows: list[dict], kept: list[dict], teacher: Teacher, p: Params) -> dict:
     types = {}
     for thought in p.thought_types:
@@ -127,6 +135,7 @@ def summarize(rows: list[dict], kept: list[dict], teacher: Teacher, p: Params) -
         "teacher": teacher_label(teacher), "teacher_is_llm": teacher.is_llm, "teacher_settings": teacher.settings(),
         "prompt_hashes": {t: teacher.prompt_version(t) for t in p.thought_types},
         "train_dataset": p.train_dataset, "questions": len({r["question_id"] for r in rows}),
+        "sources": _questions_per_source(rows),
         "samples_per_question": p.samples_per_question, "types": types,
         "etd_kept": len(kept),
         "tokens": {"input": tokens_in, "output": tokens_out, "total": tokens_in + tokens_out},

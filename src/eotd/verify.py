@@ -10,6 +10,7 @@ from typing import Iterable
 
 from eotd import console
 from eotd.answers import MAX_DIGITS, Number, extract_answer, numbers_equal, parse_number, to_json
+from eotd.equations import is_relational
 from eotd.protocol import THOUGHTS
 from eotd.sandbox import Job, Outcome, Sandbox, shared_sandbox
 
@@ -112,12 +113,15 @@ def verify_records(rows: list[dict], **options) -> list[dict]:
 
 
 def summarize(verified: list[dict]) -> dict:
-    """Per kind: how many rationales, how many verified, and the reasons for each verdict."""
+    """Per kind: how many rationales, how many verified, the reasons for each verdict, and how many verified EoT
+    rationales are relational (equations a solver inverts, equations.is_relational) rather than a forward
+    calculation spelled as equations (0 for the other kinds)."""
     summary: dict[str, dict] = {}
     for row in verified:
-        entry = summary.setdefault(row["kind"], {"total": 0, "verified": 0, "reasons": {}})
+        entry = summary.setdefault(row["kind"], {"total": 0, "verified": 0, "relational": 0, "reasons": {}})
         entry["total"] += 1
         entry["verified"] += bool(row["correct"])
+        entry["relational"] += bool(row["correct"] and row["kind"] == "eot" and is_relational(row["rationale"]))
         entry["reasons"][row["reason"]] = entry["reasons"].get(row["reason"], 0) + 1
     for entry in summary.values():
         entry["acceptance"] = entry["verified"] / entry["total"]
