@@ -1,10 +1,12 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from eotd.evaluate import (accuracy_by_seed, accuracy_table, combine, compare_methods, examples, no_answer_table,
-                            paired_comparison, score, wilson_ci)
+from eotd.evaluate import (NO_CLEAR_DIFFERENCE, accuracy_by_seed, accuracy_table, combine, compare_methods,
+                            design_table, examples, no_answer_table, score)
+from eotd.stats import Runs, difference, mean_interval, wilson_ci
 
 GOOD_POT = "x = 3\nans = x + 4"
 CRASH_POT = "ans = 1 / 0"
@@ -170,48 +172,51 @@ def seeded_rows(method: str, flags_by_seed: dict, dataset="svamp", strategy="pot
             for seed, flags in flags_by_seed.items() for i, flag in enumerate(flags)]
 
 
-def test_accuracy_is_the_mean_over_seeds_on_the_problems():
-    combined = seeded_rows("PoTD", {0: [1, 1, 0, 0], 1: [1, 1, 1, 0], 2: [1, 0, 0, 0]}) + \
+def test_accuracy_is_the_exact_mean_over_seeds_with_an_interval_over_seeds_and_problems():
+    combined = seeded_rows("PoTD", {0: [1, 1, 0, 0], 1: [1, 1, 1, 0], 2: [1, 1, 0, 0]}) + \
         seeded_rows("base", {None: [1, 0, 0, 0]}, strategy="cot")
     table = accuracy_table(combined).set_index("method")
-    assert table.loc["PoTD", "n"] == 4 and table.loc["PoTD", "correct"] == 2  # mean of 2, 3 and 1 correct
-    assert table.loc["PoTD", "accuracy"] == 0.5 and (table.loc["PoTD", "ci_low"], table.loc["PoTD", "ci_high"]) == \
-        pytest.approx(wilson_ci(2, 4))
+    assert table.loc["PoTD", "n"] == 4 and table.loc["PoTD", "correct"] == pytest.approx(7 / 3)  # not rounded to 2
+    assert table.loc["PoTD", "accuracy"] == pytest.approx(7 / 12)
+    flags = [[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]]
+    assert (table.loc["PoTD", "ci_low"], table.loc["PoTD", "ci_high"]) == pytest.approx(mean_interval(Runs(flags)))
+    assert (table.loc["base", "ci_low"], table.loc["base", "ci_high"]) == pytest.approx(wilson_ci(1, 4))
     assert table.loc["base", "n"] == 4 and table.loc["base", "correct"] == 1
     by_seed = accuracy_by_seed(combined)
     assert list(by_seed.columns) == ["dataset", "method", "strategy", "seed", "n", "correct", "accuracy"]
-    assert by_seed.set_index("seed")["correct"].to_dict() == {0: 2, 1: 3, 2: 1}  # base has no seed: not listed
+    assert by_seed.set_index("seed")["correct"].to_dict() == {0: 2, 1: 3, 2: 2}  # base has no seed: not listed
     assert set(by_seed["method"]) == {"PoTD"} and set(by_seed["n"]) == {4}
 
 
-def test_paired_comparison_on_known_counts():
-    from scipy.stats import binomtest
-
-    # 100 problems: A right and B wrong on 30, B right and A wrong on 10, both right on 20
-    a = [1] * 30 + [0] * 10 + [1] * 20 + [0] * 40
-    b = [0] * 30 + [1] * 10 + [1] * 20 + [0] * 40
-    ids = [f"q{i}" for i in range(100)]
-    result = paired_comparison({0: dict(zip(ids, map(bool, a)))}, {0: dict(zip(ids, map(bool, b)))})
-    assert (result["a_only"], result["b_only"]) == (30, 10)
-    assert result["p_value"] == pytest.approx(binomtest(30, 40, 0.5).pvalue) and result["p_value"] < 0.05
-    assert result["verdict"] == "A beats B" and result["every_seed"]
-    assert (result["a_accuracy"], result["b_accuracy"]) == (0.5, 0.3)
-    # the same problems with the roles swapped
-    assert paired_comparison({0: dict(zip(ids, map(bool, b)))}, {0: dict(zip(ids, map(bool, a)))})["verdict"] == \
-        "B beats A"
+def test_comparison_gives_the_difference_with_its_interval_from_stats():
+    a = {0: [1] * 50 + [0] * 50, 1: [1] * 46 + [0] * 54, 2: [1] * 53 + [0] * 47}
+    b = {0: [1] * 30 + [0] * 70, 1: [1] * 26 + [0] * 74}
+    table = compare_methods(seeded_rows("ETD", a) + seeded_rows("PoTD", b), {"PoTD": "pot", "ETD": "pot"})
+    row = table.iloc[0]
+    expected = difference(Runs(list(b.values())), Runs(list(a.values())))
+    assert (row["a"], row["b"]) == ("PoTD", "ETD") and (row["a_seeds"], row["b_seeds"]) == (2, 3)
+    assert row["diff"] == pytest.approx(0.28 - 149 / 300)
+    assert (row["diff_low"], row["diff_high"], row["p_value"]) == pytest.approx(
+        (expected["diff_low"], expected["diff_high"], expected["p_value"]))
+    assert row["p_holm"] == row["p_value"] and row["verdict"] == "ETD beats PoTD"
 
 
-def test_a_seed_that_disagrees_keeps_a_difference_within_training_noise():
-    ids = [f"q{i}" for i in range(100)]
-    strong = dict(zip(ids, [True] * 50 + [False] * 50))
-    weak = dict(zip(ids, [True] * 30 + [False] * 70))
-    unlucky = dict(zip(ids, [True] * 25 + [False] * 75))  # a seed of A below B
-    result = paired_comparison({0: strong, 1: strong, 2: unlucky}, {0: weak})
-    assert result["p_value"] < 0.05 and not result["every_seed"]
-    assert result["verdict"] == "within training noise"
-    assert (result["a_seeds"], result["b_seeds"]) == (3, 1)
-    # stacked seed pairs: seed k of A with seed k of B, B's one seed repeated
-    assert (result["a_only"], result["b_only"]) == (20 + 20 + 0, 5)
+def test_seeds_that_disagree_leave_no_clear_difference():
+    strong, weak, unlucky = [1] * 50 + [0] * 50, [1] * 30 + [0] * 70, [1] * 20 + [0] * 80
+    combined = seeded_rows("ETD", {0: strong, 1: unlucky}) + seeded_rows("PoTD", {0: weak, 1: weak})
+    row = compare_methods(combined, {"PoTD": "pot", "ETD": "pot"}).iloc[0]
+    assert (row["a"], row["diff"]) == ("PoTD", pytest.approx(-0.05)) and row["diff_low"] < 0 < row["diff_high"]
+    assert row["verdict"] == NO_CLEAR_DIFFERENCE
+
+
+def test_holm_corrects_within_a_dataset_family():
+    # three methods on 60 problems: the p-values of a family of three pairs are adjusted together
+    rng = np.random.default_rng(0)
+    combined = [r for m, p in (("CoTD", 0.3), ("PoTD", 0.38), ("EoTD", 0.34))
+                for r in seeded_rows(m, {s: rng.random(60) < p + rng.normal(0, 0.02) for s in range(3)})]
+    table = compare_methods(combined, {"CoTD": "pot", "PoTD": "pot", "EoTD": "pot"})
+    assert len(table) == 3 and (table["p_holm"] >= table["p_value"]).all()
+    assert table["p_holm"].min() == pytest.approx(min(1.0, 3 * table["p_value"].min()))
 
 
 def one_seed_study() -> list[dict]:
@@ -224,13 +229,13 @@ def one_seed_study() -> list[dict]:
 def test_a_method_trained_with_one_seed_is_ahead_but_not_claimed_to_beat():
     table = compare_methods(one_seed_study(), {"base": "cot", "PoTD": "pot", "ETD": "pot"}).set_index(["a", "b"])
     assert table.loc[("base", "PoTD"), "verdict"] == "PoTD beats base"  # the untrained base needs no seeds
-    assert table.loc[("PoTD", "ETD"), "p_value"] < 0.05 and table.loc[("PoTD", "ETD"), "every_seed"]
+    assert table.loc[("PoTD", "ETD"), "diff"] == pytest.approx(-0.25) and table.loc[("PoTD", "ETD"), "p_holm"] < 0.05
     assert table.loc[("PoTD", "ETD"), "verdict"] == "ETD ahead of PoTD on one training seed"
     assert table.loc[("base", "ETD"), "verdict"] == "ETD ahead of base on one training seed"
 
 
 def test_compare_methods_reads_each_method_at_its_strategy():
-    combined = seeded_rows("PoTD", {0: [1] * 30 + [0] * 10, 1: [1] * 28 + [0] * 12}) + \
+    combined = seeded_rows("PoTD", {0: [1] * 30 + [0] * 10, 1: [0] * 10 + [1] * 30}) + \
         seeded_rows("PoTD", {0: [0] * 40, 1: [0] * 40}, strategy="cot") + \
         seeded_rows("base", {None: [1] * 2 + [0] * 38}, strategy="cot")
     table = compare_methods(combined, {"base": "cot", "PoTD": "pot"})
@@ -238,3 +243,19 @@ def test_compare_methods_reads_each_method_at_its_strategy():
     row = table.iloc[0]
     assert (row["a"], row["b"], row["a_strategy"], row["b_strategy"]) == ("base", "PoTD", "cot", "pot")
     assert row["verdict"] == "PoTD beats base" and row["a_seeds"] == 1 and row["b_seeds"] == 2
+
+
+def test_design_table_sizes_seeds_and_problems_from_the_run():
+    rng = np.random.default_rng(4)
+    chance = rng.beta(1, 4, 100)
+    combined = [r for m in ("PoTD", "EoTD") for r in seeded_rows(
+        m, {s: rng.random(100) < np.clip(chance + rng.normal(0, 0.07), 0, 1) for s in range(3)})]
+    combined += seeded_rows("base", {None: rng.random(100) < 0.05}, strategy="cot")
+    design = design_table(combined, {"base": "cot", "PoTD": "pot", "EoTD": "pot"})
+    assert list(design.columns) == ["dataset", "seed_sd", "noise_sd", "pair_sd", "seeds", "problems", "half_width",
+                                    "detectable"]
+    assert set(design["seeds"]) == {2, 3, 5, 8, 10} and set(design["problems"]) == {100, 200}
+    at = design.set_index(["seeds", "problems"])
+    assert at.loc[(10, 100), "half_width"] < at.loc[(3, 100), "half_width"]
+    assert at.loc[(3, 200), "detectable"] < at.loc[(3, 100), "detectable"]
+    assert design_table(seeded_rows("base", {None: [1, 0]}, strategy="cot"), {"base": "cot"}).empty

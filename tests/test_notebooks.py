@@ -77,7 +77,11 @@ def test_whole_smoke_study(smoke, capsys):
         entry = summary["types"][thought]
         assert {"generated", "verified", "kept", "reasons"} <= set(entry) and entry["kept"] > 0
     assert {"tokens", "cost"} <= set(summary)
+    assert set(summary["sources"]) == {"gsm8k_train", "svamp", "multiarith", "asdiv"}  # train_extra's folds too
+    assert sum(summary["sources"].values()) == summary["questions"]
     verification = json.loads((results / "verification_summary.json").read_text())
+    assert all("relational" in v for v in verification.values())
+    assert verification["eot"]["relational"] == 0  # the annotation teacher's EoT is a forward calculation
     # 02 re-verifies every generated rationale and agrees with 01
     assert {t: v["verified"] for t, v in verification.items()} == {
         t: s["verified"] for t, s in summary["types"].items()}
@@ -90,7 +94,7 @@ def test_whole_smoke_study(smoke, capsys):
     # every method answered every problem of every set: n is the set's size from the params file
     sizes = accuracy[~accuracy.dataset.str.endswith("_overlap")].groupby("dataset")["n"].unique()
     assert {d: list(n) for d, n in sizes.items()} == {d: [p.eval_limits.get(d, p.eval_limit)] for d in p.eval_sets}
-    assert (accuracy.accuracy == accuracy.correct / accuracy.n).all()
+    assert accuracy.accuracy.to_numpy() == pytest.approx((accuracy.correct / accuracy.n).to_numpy())
     assert ((accuracy.ci_low <= accuracy.accuracy) & (accuracy.accuracy <= accuracy.ci_high)).all()
     by_seed = pd.read_csv(results / "accuracy_by_seed.csv")
     assert list(by_seed.columns) == protocol.SEED_COLUMNS
@@ -98,9 +102,16 @@ def test_whole_smoke_study(smoke, capsys):
         "CoTD": [0], "PoTD": [0, 1], "EoTD": [0, 1], "ETD": [0]}  # train_seeds
     for (dataset, method, strategy), group in by_seed.groupby(["dataset", "method", "strategy"]):
         row = accuracy[(accuracy.dataset == dataset) & (accuracy.method == method) & (accuracy.strategy == strategy)]
-        assert row.correct.item() == round(group.correct.mean())  # the headline row is the seed mean
+        assert row.correct.item() == pytest.approx(group.correct.mean())  # the headline row is the exact seed mean
     comparisons = pd.read_csv(results / "method_comparisons.csv")
     assert set(comparisons.a) | set(comparisons.b) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
+    assert ((comparisons.diff_low <= comparisons["diff"]) & (comparisons["diff"] <= comparisons.diff_high)).all()
+    assert (comparisons.p_holm >= comparisons.p_value).all()
+    one_seed = comparisons[(comparisons.a_seeds == 1) & (comparisons.a != "base")
+                           | (comparisons.b_seeds == 1) & (comparisons.b != "base")]
+    assert not one_seed.verdict.str.contains(" beats ").any()  # CoTD and ETD have one seed in the smoke tier
+    design = pd.read_csv(results / "design.csv")
+    assert len(design) and (design.detectable > design.half_width).all()
     predictions = pd.read_parquet(results / "predictions.parquet")
     single = by_seed[by_seed.strategy.isin(protocol.THOUGHTS)]
     base = accuracy[(accuracy.method == "base") & accuracy.strategy.isin(protocol.THOUGHTS)]
@@ -114,13 +125,23 @@ def test_whole_smoke_study(smoke, capsys):
             "report.html"} <= {p.name for p in results.iterdir()}
     run = json.loads((results / "run.json").read_text())
     assert {nb.stem for nb in study.notebooks()} == set(run["stages"])
+    for name, stage in run["stages"].items():
+        assert stage["seconds"] > 0 and set(stage["machine"]) == {"cpu", "cores", "bf16", "gpu"}, name
+    declared = {f for stage in run["stages"].values() for f in stage["results"]}
+    assert {"accuracy.csv", "design.csv", "fig_method_differences.png", "synthesis_summary.json"} <= declared
+    written = {str(f.relative_to(results)) for f in results.rglob("*") if f.is_file()}
+    assert written - declared == {"run.json", "stages.json", "report.html"} | {
+        str(f.relative_to(results)) for f in results.glob("html/*")} | {nb.name for nb in study.notebooks()}
 
+    (results / "fig_stale.png").write_bytes(b"from an earlier run")  # a figure no stage writes any more
     capsys.readouterr()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EOTD_RESULTS_DIR", str(root / "results"))
         patch.setenv("EOTD_CACHE_DIR", str(root / "cache"))
         study.run("params/smoke.yaml")  # nothing changed: every stage is reused
-    assert capsys.readouterr().out.count("unchanged, reusing") == len(study.notebooks())
+    printed = capsys.readouterr().out
+    assert printed.count("unchanged, reusing") == len(study.notebooks())
+    assert "removed fig_stale.png" in printed and not (results / "fig_stale.png").exists()
 
 
 def check_rendered(folder):

@@ -47,14 +47,40 @@ def test_accuracy_by_method_one_bar_per_method_and_dataset_with_ci(acc):
     assert len(containers) == 5 and len(bars) == 10  # 5 methods x 2 headline datasets, no _overlap
     heights = sorted(round(b.get_height(), 3) for b in bars)
     assert 0.45 in heights and 0.9 not in heights and 0.42 not in heights  # ETD at its fallback, overlap excluded
-    assert [t.get_text() for t in ax.get_xticklabels()] == DATASETS
-    assert ax.get_ylim() == (0, 1) and ax.get_ylabel() == "accuracy"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["svamp", "gsm_symbolic_template"]  # paper's sets first
+    assert ax.get_ylim() == (0, pytest.approx(0.50 * 1.12 + 0.01)) and ax.get_ylabel() == "accuracy"  # fits the data
     errorbars = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
     assert len(errorbars) == 10
     segment = next(s for c in errorbars for s in c.get_segments() if abs(s[1][1] - 0.50) < 1e-9)
     assert segment[0][1] == pytest.approx(0.40)  # the ETD bar's CI runs 0.40..0.50
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[0] == "base (cot)" and labels[-1] == "ETD (fallback:pot>eot>cot)"
+
+
+def test_accuracy_by_method_shows_every_training_seed_as_a_dot(acc):
+    by_seed = pd.DataFrame([{"dataset": "svamp", "method": "PoTD", "strategy": "pot", "seed": k, "n": 100,
+                             "correct": c, "accuracy": c / 100} for k, c in enumerate((30, 40, 70))]
+                           + [{"dataset": "svamp", "method": "PoTD", "strategy": "cot", "seed": 0, "n": 100,
+                               "correct": 99, "accuracy": 0.99}])  # another strategy: not PoTD's headline
+    ax = plots.accuracy_by_method(acc, by_seed=by_seed).axes[0]
+    dots = [p for c in ax.collections if isinstance(c, matplotlib.collections.PathCollection) for p in c.get_offsets()]
+    assert sorted(round(y, 2) for _, y in dots) == [0.3, 0.4, 0.7]
+    assert ax.get_ylim()[1] == pytest.approx(0.7 * 1.12 + 0.01) and "dots: training seeds" in ax.get_title()
+
+
+def test_method_differences_forest_plot_per_dataset(acc):
+    comparisons = pd.DataFrame([
+        {"dataset": d, "a": a, "b": b, "diff": diff, "diff_low": diff - 0.05, "diff_high": diff + 0.05, "verdict": v}
+        for d in ("svamp", "svamp_overlap", "asdiv") for a, b, diff, v in
+        (("base", "PoTD", -0.2, "PoTD beats base"), ("PoTD", "ETD", 0.01, "no clear difference"))])
+    fig = plots.method_differences(comparisons)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["svamp", "asdiv"]  # no _overlap panel
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == ["base − PoTD", "PoTD − ETD"]
+    beats = [line for line in panels[0].lines if line.get_color() == plots.VERDICT_COLORS["beats"]]
+    assert sorted(beats[0].get_xdata()) == pytest.approx([-25.0, -15.0])  # the interval, in points
+    with pytest.raises(ValueError, match="method_comparisons.csv lacks"):
+        plots.method_differences(comparisons.drop(columns="diff_low"))
 
 
 def test_accuracy_by_method_strategy_override_and_errors(acc):

@@ -179,3 +179,14 @@ def test_tables_lead_with_the_papers_four_benchmarks():
     table = report.headline_pivot(pd.DataFrame(rows), domains={"svamp": "in-domain"})
     assert list(table.index) == ["svamp", "asdiv", "gsm_symbolic_template"]
     assert list(table["domain"]) == ["in-domain", "—", "—"]
+
+
+def test_seed_pivot_reads_as_a_range_over_seeds_not_an_interval():
+    from eotd.report import seed_pivot
+
+    by_seed = pd.DataFrame([{"dataset": "svamp", "method": "PoTD", "strategy": "pot", "seed": s, "n": 200,
+                             "correct": c, "accuracy": c / 200} for s, c in enumerate((20, 30, 40))]
+                           + [{"dataset": "svamp", "method": "ETD", "strategy": "fallback:pot>eot>cot", "seed": 0,
+                               "n": 200, "correct": 8, "accuracy": 0.04}])
+    table = seed_pivot(by_seed, {"PoTD": "pot", "ETD": "fallback:pot>eot>cot"})
+    assert table.loc["svamp"].to_dict() == {"PoTD": "15.0% (10.0–20.0 over 3 seeds)", "ETD": "4.0% (1 seed)"}

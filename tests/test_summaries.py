@@ -21,15 +21,17 @@ def out(tmp_path):
              "eot": {"requested": 10, "generated": 10, "verified": 10, "kept": 10, "reasons": {"ok": 10}}}
     (tmp_path / "synthesis_summary.json").write_text(json.dumps({
         "teacher": "annotation:gold-annotations-v2", "teacher_is_llm": False, "questions": 10,
-        "train_dataset": "gsm_symbolic", "types": types, "etd_kept": 26, "tokens": {"total": 0}, "cost": 0.0,
+        "train_dataset": "gsm_symbolic", "sources": {"gsm_symbolic": 7, "svamp": 3}, "types": types, "etd_kept": 26, "tokens": {"total": 0}, "cost": 0.0,
         "new_teacher_calls": 0, "stopped_by_budget": False}))
     (tmp_path / "verification_summary.json").write_text(json.dumps({
-        t: {"total": v["generated"], "verified": v["verified"], "reasons": v["reasons"]} for t, v in types.items()}))
+        t: {"total": v["generated"], "verified": v["verified"], "relational": 0, "reasons": v["reasons"]}
+        for t, v in types.items()}))
     pd.DataFrame({"steps": [12, 9], "train tokens": [4000, 3000], "seconds": [40, 30], "tokens/s": [100, 100],
                   "reused": [False, True], "final loss": [0.2, 0.3], "folder": [".cache/a", ".cache/b"]},
                  index=["PoTD", "EoTD"]).to_csv(tmp_path / "training_figures.csv")
-    pd.DataFrame({"method": ["PoTD", "PoTD", "EoTD", "EoTD"], "step": [1, 12, 1, 9],
-                  "loss": [2.5, 0.25, 3.0, 0.5]}).to_csv(tmp_path / "training_losses.csv", index=False)
+    pd.DataFrame({"method": ["PoTD"] * 20 + ["EoTD", "EoTD"], "step": [*range(1, 21), 1, 9],
+                  "loss": [2.5, 2.3, *[1.0] * 16, 0.3, 0.2, 3.0, 0.5]}).to_csv(tmp_path / "training_losses.csv",
+                                                                                 index=False)
     pd.DataFrame([_acc("instances", "base", "cot", 1, 200, 0.001, 0.028),
                   _acc("instances", "PoTD", "pot", 61, 200, 0.245, 0.372),
                   _acc("instances", "EoTD", "eot", 104, 200, 0.451, 0.588),
@@ -52,18 +54,31 @@ def out(tmp_path):
 
 def test_synthesis_and_verification_count_per_type_with_reject_reasons(out):
     text = summaries.synthesis(out)
-    assert "wrote 30 rationales for 10 `gsm_symbolic` questions; 26/30 (86.7 %) verified and 26 kept" in text
+    assert ("wrote 30 rationales for 10 training questions (7 `gsm_symbolic`, 3 `svamp` (training fold)); 26/30 "
+            "(86.7 %) verified and 26 kept") in text
     assert "not an LLM" in text
     assert "- PoT: 7/10 (70.0 %) verified; rejected: `timeout` × 2, `runtime_error` × 1" in text
     assert "- EoT: 10/10 (100.0 %) verified; rejected: none" in text
     text = summaries.verification(out)
     assert text.startswith("**02 · Verification.** 26/30 (86.7 %) rationales pass")
     assert "- CoT: 9/10 (90.0 %); rejected: `wrong_answer` × 1" in text
+    assert "none of the 10 verified rationales is relational" in text and "two spellings of one calculation" in text
+
+
+def test_relational_eot_is_counted_and_said(out):
+    summary = json.loads((out / "verification_summary.json").read_text())
+    summary["eot"]["relational"] = 4
+    (out / "verification_summary.json").write_text(json.dumps(summary))
+    assert "EoT: 4/10 (40.0 %) of the verified rationales are relational" in summaries.verification(out)
+    del summary["eot"]["relational"]  # a summary written before the count existed says nothing
+    (out / "verification_summary.json").write_text(json.dumps(summary))
+    assert "relational" not in summaries.verification(out)
 
 
 def test_fine_tuning_reports_steps_speed_and_loss(out):
     text = summaries.fine_tuning(out)
-    assert "- PoTD: 12 steps, 4,000 tokens in 40 s (100 tokens/s), loss 2.500 → 0.250 (trained now)." in text
+    assert ("- PoTD: 12 steps, 4,000 tokens in 40 s (100 tokens/s), loss 2.400 → 0.250 (means of the first and last 2 "
+            "steps) (trained now).") in text
     assert "EoTD: 9 steps" in text and "(reused from an earlier run)" in text
 
 
@@ -93,6 +108,10 @@ def test_every_stage_has_a_summary(out):
     for stage in summaries.STAGES:
         assert summaries.for_stage(stage, out).startswith(f"**{stage[:2]} · ")
     assert "1 figure: `fig_accuracy_by_method.png`" in summaries.plots(out)
+    run = json.loads((out / "run.json").read_text())
+    run["stages"]["06_plots"] = {"results": ["fig_b.png", "reference_comparison.csv"]}  # what this run's 06 wrote
+    (out / "run.json").write_text(json.dumps(run))
+    assert "1 figure: `fig_b.png`" in summaries.plots(out)
 
 
 def test_evaluation_claims_only_differences_that_hold_across_seeds(out):
@@ -103,11 +122,22 @@ def test_evaluation_claims_only_differences_that_hold_across_seeds(out):
     compare_methods(one_seed_study(), {"base": "cot", "PoTD": "pot", "ETD": "pot"}).to_csv(
         out / "method_comparisons.csv", index=False)
     text = summaries.evaluation(out)
-    assert "every seed of the winner above every seed of the other): 1 of 3 method pairs: PoTD beats base on " \
-           "`svamp`" in text
-    assert ("- Ahead by the test, but a method of the pair was trained with one seed only, so its training noise is "
-            "not measured and this is not claimed: ETD ahead of base on `svamp`") in text
-    assert "ETD ahead of PoTD on `svamp`" in text and "ETD beats" not in text
+    assert "Holm-corrected over the 3 pairs of each set): 1 of 3 pairs decided: PoTD beats base on `svamp` by " \
+           "+45.0 points [" in text
+    assert ("- Ahead, but a method of the pair was trained with one seed only, so its training noise is unmeasured "
+            "and this is not claimed: ETD ahead of base on `svamp` by +70.0 points [") in text
+    assert "ETD ahead of PoTD on `svamp` by +25.0 points" in text and "ETD beats" not in text
+    assert "- Between trained methods on `svamp`: PoTD − ETD -25.0 [" in text
+
+
+def test_the_design_sentence_reads_design_csv(out):
+    pd.DataFrame([{"dataset": "svamp", "seed_sd": 0.05, "noise_sd": 0.3, "pair_sd": 0.2, "seeds": k, "problems": 15,
+                   "half_width": 0.1, "detectable": d} for k, d in ((2, 0.4), (3, 0.25), (10, 0.08))]
+                 ).to_csv(out / "design.csv", index=False)
+    pd.DataFrame([{"dataset": "svamp", "method": "PoTD", "strategy": "pot", "seed": s, "n": 15, "correct": 1,
+                   "accuracy": 1 / 15} for s in range(3)]).to_csv(out / "accuracy_by_seed.csv", index=False)
+    assert ("with 3 seeds and 15 problems, differences between two trained methods under these points cannot be "
+            "told apart (80 % power): `svamp` 25; with 10 seeds: `svamp` 8.") in summaries.evaluation(out)
 
 
 def test_a_single_method_has_no_comparisons_to_summarise(out):
@@ -115,7 +145,7 @@ def test_a_single_method_has_no_comparisons_to_summarise(out):
 
     pd.DataFrame(columns=COMPARISON_COLUMNS).to_csv(out / "method_comparisons.csv", index=False)
     text = summaries.evaluation(out)
-    assert "best **EoTD 52.0% [45.1–58.8]**" in text and "method pairs" not in text
+    assert "best **EoTD 52.0% [45.1–58.8]**" in text and "pairs decided" not in text
 
 
 def test_etd_strategies_are_compared_only_when_several_were_scored(out):

@@ -11,13 +11,13 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 from eotd.answers import Number, numbers_equal, to_json
 from eotd.params import Params
 from eotd.report import method_order
 from eotd.protocol import (ACCURACY_COLUMNS, DEFAULT_FALLBACK, SEED_COLUMNS, THOUGHTS, VOTE,
                            fallback_strategy, split_label)
+from eotd.stats import Runs, components, difference, holm, mean_interval
 from eotd.verify import verify_many
 
 PRODUCED = frozenset({"ok", "wrong_answer"})
@@ -117,15 +117,6 @@ def combine(
     return rows
 
 
-def wilson_ci(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for correct/n (scipy); (nan, nan) when n is 0. Unlike a bootstrap it does not collapse
-    to [0, 0] at 0/n: 0/200 still allows up to 1.9%."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=level, method="wilson")
-    return (float(ci.low), float(ci.high))
-
-
 def _with_seeds(combined: list[dict]) -> pd.DataFrame:
     """The combined rows with each student label split into method and training seed ("PoTD@1" -> PoTD, 1)."""
     frame = pd.DataFrame(combined)
@@ -147,74 +138,100 @@ def accuracy_by_seed(combined: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SEED_COLUMNS)
 
 
+def _runs(group: pd.DataFrame) -> Runs:
+    """One method's rows on one set at one strategy as seeds x problems (problems every seed was scored on, by id);
+    the untrained base (no seed: -1) is one run without training noise."""
+    table = group.pivot_table(index="seed", columns="question_id", values="correct", aggfunc="first").dropna(axis=1)
+    return Runs(table.to_numpy(dtype=float), trained=bool((table.index >= 0).all()))
+
+
+def _grouped_runs(combined: list[dict], keys: list[str], strategies: dict[str, str] | None = None) -> dict[tuple, Runs]:
+    """Runs per `keys` group; with `strategies`, only each method's rows at its strategy."""
+    frame = _with_seeds(combined).fillna({"seed": -1}).astype({"correct": float})
+    if strategies is not None:
+        frame = frame[frame["method"].map(strategies).eq(frame["strategy"])]
+    return {key: _runs(group) for key, group in frame.groupby(keys, sort=True)}
+
+
 def accuracy_table(combined: list[dict]) -> pd.DataFrame:
-    """Accuracy with a 95% Wilson interval per dataset, method and strategy. A method trained with several seeds
-    gets one row: n = its problems, correct = the mean over seeds of its correct answers (rounded to a whole problem),
-    so accuracy is the seed mean and the interval is over the problems, not over problems x seeds."""
+    """Accuracy with a 95 % interval per dataset, method and strategy. A method trained with several seeds gets one
+    row: n = its problems, correct = the exact mean over seeds of its correct answers, accuracy the seed mean, and an
+    interval that counts seeds and problems as sampled (stats.mean_interval); one run keeps its Wilson interval."""
     rows = []
     if combined:
-        frame = _with_seeds(combined).fillna({"seed": -1})
-        for (dataset, method, strategy), group in frame.groupby(["dataset", "method", "strategy"], sort=True):
-            per_seed = group.groupby("seed")["correct"].agg(["sum", "size"])
-            n = int(per_seed["size"].max())
-            correct = int(round(float(per_seed["sum"].mean())))
-            low, high = wilson_ci(correct, n)
-            rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": n,
-                         "correct": correct, "accuracy": correct / n, "ci_low": low, "ci_high": high})
+        for (dataset, method, strategy), runs in _grouped_runs(combined, ["dataset", "method", "strategy"]).items():
+            low, high = mean_interval(runs)
+            rows.append({"dataset": dataset, "method": method, "strategy": strategy, "n": runs.problems,
+                         "correct": runs.flags.sum() / runs.seeds, "accuracy": runs.accuracy,
+                         "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
 COMPARISON_COLUMNS = ["dataset", "a", "b", "a_strategy", "b_strategy", "a_seeds", "b_seeds", "a_accuracy",
-                      "b_accuracy", "a_only", "b_only", "p_value", "every_seed", "verdict"]
+                      "b_accuracy", "diff", "diff_low", "diff_high", "df", "p_value", "p_holm", "verdict"]
+NO_CLEAR_DIFFERENCE = "no clear difference"
 
 
-def paired_comparison(a: dict[int, dict[str, bool]], b: dict[int, dict[str, bool]], alpha: float = 0.05) -> dict:
-    """Compare two methods on the same problems. `a` and `b`: seed -> {problem id: correct}. The paired test is an
-    exact McNemar test (scipy's binomial test on the discordant problems) over stacked seed pairs (seed k of A with
-    seed k of B, the shorter list repeated); "A beats B" needs p < alpha and every seed of A above every seed of B."""
-    a_seeds, b_seeds = sorted(a), sorted(b)
-    problems = sorted(set.intersection(*(set(v) for v in [*a.values(), *b.values()])))
-    a_only = b_only = 0
-    for k in range(max(len(a_seeds), len(b_seeds))):
-        left, right = a[a_seeds[k % len(a_seeds)]], b[b_seeds[k % len(b_seeds)]]
-        a_only += sum(left[q] and not right[q] for q in problems)
-        b_only += sum(right[q] and not left[q] for q in problems)
-    p_value = float(binomtest(a_only, a_only + b_only, 0.5).pvalue) if a_only + b_only else 1.0
-    acc = {name: [sum(run[q] for q in problems) / max(len(problems), 1) for run in side.values()]
-           for name, side in (("a", a), ("b", b))}
-    a_above, b_above = min(acc["a"]) > max(acc["b"]), min(acc["b"]) > max(acc["a"])
-    verdict = ("A beats B" if a_above else "B beats A" if b_above else None) if p_value < alpha else None
-    return {"a_seeds": len(a_seeds), "b_seeds": len(b_seeds), "a_accuracy": float(np.mean(acc["a"])),
-            "b_accuracy": float(np.mean(acc["b"])), "a_only": a_only, "b_only": b_only, "p_value": p_value,
-            "every_seed": a_above or b_above, "verdict": verdict or "within training noise"}
+def _verdict(a: str, b: str, result: dict, p_holm: float, alpha: float) -> str:
+    if p_holm >= alpha:
+        return NO_CLEAR_DIFFERENCE
+    winner, loser = (a, b) if result["diff"] > 0 else (b, a)
+    return f"{winner} beats {loser}" if result["measured"] else f"{winner} ahead of {loser} on one training seed"
 
 
 def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
-    """Every pair of methods (each at its strategy in `strategies`) on every dataset, by `paired_comparison`; a
-    verdict names the winner ("PoTD beats base") or says "within training noise". A winner by the test whose side,
-    or whose opponent, is a trained method with one training seed only is "ahead" ("ETD ahead of PoTD on one training
-    seed"): its training noise is not measured, so that is not a claim that holds across seeds. The untrained base
-    has no training seed and needs none."""
+    """Every pair of methods (each at its strategy in `strategies`) on every dataset: the difference A - B in
+    accuracy (seed means, fractions), its 95 % interval and p-value by stats.difference (training seeds and problems
+    as sampled, paired on problems). The family is every pair on one dataset, untrained base included; p_holm is
+    Holm-adjusted within it, and a verdict names a winner only when p_holm < alpha: "PoTD beats base", or "ETD ahead
+    of PoTD on one training seed" when a side is a trained method with one seed (its training noise is unmeasured),
+    else "no clear difference"."""
     if not combined:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    frame = _with_seeds(combined).fillna({"seed": -1})
-    frame = frame[frame["method"].map(strategies).eq(frame["strategy"])]
-    runs: dict[tuple[str, str], dict[int, dict[str, bool]]] = {}
-    for (dataset, method, seed), group in frame.groupby(["dataset", "method", "seed"]):
-        runs.setdefault((dataset, method), {})[int(seed)] = dict(zip(group["question_id"], group["correct"].astype(bool)))
+    runs = _grouped_runs(combined, ["dataset", "method"], strategies)
     rows = []
     for dataset in sorted({d for d, _ in runs}):
         present = [m for m in method_order(strategies) if (dataset, m) in runs]
+        family = []
         for i, a in enumerate(present):
             for b in present[i + 1:]:
-                result = paired_comparison(runs[dataset, a], runs[dataset, b], alpha)
-                one_seed = any(list(runs[dataset, m]) != [-1] and len(runs[dataset, m]) == 1 for m in (a, b))
-                beats = " ahead of {} on one training seed" if one_seed else " beats {}"
-                verdict = {"A beats B": a + beats.format(b), "B beats A": b + beats.format(a)}.get(
-                    result["verdict"], result["verdict"])
-                rows.append({"dataset": dataset, "a": a, "b": b, "a_strategy": strategies[a],
-                             "b_strategy": strategies[b], **result, "verdict": verdict})
+                left, right = runs[dataset, a], runs[dataset, b]
+                family.append((a, b, left, right, difference(left, right)))
+        for (a, b, left, right, result), p_holm in zip(family, holm([f[-1]["p_value"] for f in family])):
+            rows.append({"dataset": dataset, "a": a, "b": b, "a_strategy": strategies[a], "b_strategy": strategies[b],
+                         "a_seeds": left.seeds, "b_seeds": right.seeds, "a_accuracy": left.accuracy,
+                         "b_accuracy": right.accuracy, **{k: result[k] for k in ("diff", "diff_low", "diff_high", "df")},
+                         "p_value": result["p_value"], "p_holm": float(p_holm),
+                         "verdict": _verdict(a, b, result, p_holm, alpha)})
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+DESIGN_COLUMNS = ["dataset", "seed_sd", "noise_sd", "pair_sd", "seeds", "problems", "half_width", "detectable"]
+DESIGN_SEEDS = (2, 3, 5, 8, 10)
+
+
+def design_table(combined: list[dict], strategies: dict[str, str]) -> pd.DataFrame:
+    """The design helper: per dataset, the variance components of the trained methods with 2+ seeds (stats.components,
+    each method at its strategy) and, for k seeds per method (2, 3, 5, 8, 10 and the run's own) and n problems (the
+    run's and twice that), the expected half-width of the interval of a difference between two trained methods and
+    the smallest difference found with 80 % power."""
+    rows = []
+    if combined:
+        runs = _grouped_runs(combined, ["dataset", "method"], strategies)
+        for dataset in sorted({d for d, _ in runs}):
+            methods = [r for (d, _), r in runs.items() if d == dataset]
+            found = components(methods)
+            if found is None:
+                continue
+            n = max(r.problems for r in methods)
+            seeds = sorted(set(DESIGN_SEEDS) | {r.seeds for r in methods if r.trained and r.seeds > 1})
+            for k in seeds:
+                for problems in (n, 2 * n):
+                    rows.append({"dataset": dataset, "seed_sd": found.seed, "noise_sd": found.noise,
+                                 "pair_sd": found.pair, "seeds": k, "problems": problems,
+                                 "half_width": found.half_width(k, problems),
+                                 "detectable": found.detectable(k, problems)})
+    return pd.DataFrame(rows, columns=DESIGN_COLUMNS)
 
 
 def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[dict], list[dict], pd.DataFrame]:

@@ -85,7 +85,7 @@ def build(out: Path) -> Path:
              f"{', '.join(f'<code>{html.escape(c[:12])}</code>' for c in commits)} · report written "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>"]
     if (out / "accuracy.csv").exists():
-        parts += ["<h2>Headline accuracy (95 % Wilson intervals)</h2>",
+        parts += ["<h2>Headline accuracy (95 % intervals: over seeds and problems for a method with several seeds)</h2>",
                   headline_pivot(pd.read_csv(out / "accuracy.csv")).to_html(border=0, escape=True)]
     parts.append("<h2>What each stage found</h2>")
     for stage, page in pages.items():

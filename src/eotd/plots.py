@@ -37,15 +37,21 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from eotd.protocol import ACCURACY_COLUMNS, THOUGHT_MIXES  # noqa: E402
 from eotd.report import (  # noqa: E402
-    ablation_headline, headline, headline_strategies, is_headline, method_order, require_columns, run_params,
-    setting_line, strategy_order,
+    ablation_headline, dataset_order, headline, headline_strategies, is_headline, method_order, require_columns,
+    run_params, setting_line, strategy_order,
 )
 
 
-def _percent_axis(ax) -> None:
-    """Accuracies stay fractions in [0, 1]; only the tick labels read as percent."""
+def _percent_axis(ax, top: float = 1.0) -> None:
+    """Accuracies stay fractions; only the tick labels read as percent. `top` below 1 fits the axis to the data."""
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, top)
+
+
+def _fitted_top(*values) -> float:
+    """An axis top a little above the highest value shown (at most 100 %), so accuracies of 1–27 % fill the plot."""
+    highest = max(float(np.nanmax(np.asarray(v, dtype=float))) for v in values if len(v))
+    return min(1.0, highest * 1.12 + 0.01)
 
 
 def _errorbars(ax, x, y, low, high, color) -> None:
@@ -55,28 +61,77 @@ def _errorbars(ax, x, y, low, high, color) -> None:
     ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="none", ecolor=color, elinewidth=1.2, capsize=3)
 
 
-def accuracy_by_method(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None) -> plt.Figure:
-    """Headline accuracy per dataset (no `_overlap`), one bar per method at its one strategy, with CI error bars."""
+def accuracy_by_method(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None,
+                       by_seed: pd.DataFrame | None = None) -> plt.Figure:
+    """Headline accuracy per dataset (no `_overlap`), one bar per method at its one strategy with its 95 % interval;
+    with `by_seed` (accuracy_by_seed.csv), each training seed as a dot on its method's bar."""
     rows = headline(acc, strategy_for)
     if rows.empty:
         raise ValueError("accuracy.csv has no headline rows (only `_overlap` datasets?)")
     chosen = headline_strategies(acc, strategy_for)
-    datasets = list(dict.fromkeys(rows["dataset"]))
+    datasets = dataset_order(rows["dataset"])
     methods = method_order(rows["method"])
+    seeds = pd.DataFrame(columns=["dataset", "method", "accuracy"])
+    if by_seed is not None and len(by_seed):
+        seeds = by_seed[(by_seed["strategy"] == by_seed["method"].map(chosen)) & by_seed["dataset"].isin(datasets)]
     fig, ax = plt.subplots(figsize=(max(4, 1.8 * len(datasets)) + 3, 4))  # + room for the legend
     sns.barplot(data=rows, x="dataset", y="accuracy", hue="method", order=datasets, hue_order=methods,
-                errorbar=None, ax=ax)
+                errorbar=None, ax=ax, alpha=0.8)
     lookup = rows.set_index(["dataset", "method"])
     for method, bars in zip(methods, list(ax.containers)):  # errorbar() appends containers
         for bar in bars:
             centre = bar.get_x() + bar.get_width() / 2
-            row = lookup.loc[(datasets[int(round(centre))], method)]
+            dataset = datasets[int(round(centre))]
+            if (dataset, method) not in lookup.index:
+                continue
+            row = lookup.loc[(dataset, method)]
             _errorbars(ax, [centre], [row["accuracy"]], [row["ci_low"]], [row["ci_high"]], "0.2")
-    _percent_axis(ax)
-    ax.set(xlabel="dataset", ylabel="accuracy", title="Accuracy by method (headline strategy per method)")
+            dots = seeds[(seeds["dataset"] == dataset) & (seeds["method"] == method)]["accuracy"]
+            if len(dots) > 1:
+                offsets = np.linspace(-0.25, 0.25, len(dots)) * bar.get_width()
+                ax.scatter(centre + offsets, dots, s=14, color="black", zorder=3, linewidths=0)
+    _percent_axis(ax, _fitted_top(rows["ci_high"], rows["accuracy"], seeds["accuracy"]))
+    title = "Accuracy by method (headline strategy per method" + (
+        "; dots: training seeds)" if len(seeds) else ")")
+    ax.set(xlabel="dataset", ylabel="accuracy", title=title)
     ax.legend(title="method", labels=[f"{m} ({chosen[m]})" for m in methods],
               handles=ax.get_legend().legend_handles, fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    return fig
+
+
+VERDICT_COLORS = {"beats": "tab:green", "ahead": "tab:orange", "no clear difference": "0.45"}
+
+
+def _verdict_kind(verdict: str) -> str:
+    return "beats" if " beats " in verdict else "ahead" if " ahead of " in verdict else "no clear difference"
+
+
+def method_differences(comparisons: pd.DataFrame) -> plt.Figure:
+    """Forest plot of method_comparisons.csv: per headline dataset, every pair's difference A − B in points with its
+    95 % interval, coloured by verdict (beats, ahead on one training seed, no clear difference)."""
+    require_columns(comparisons, ["dataset", "a", "b", "diff", "diff_low", "diff_high", "verdict"],
+                    "method_comparisons.csv")
+    rows = comparisons[comparisons["dataset"].map(is_headline)]
+    datasets = dataset_order(rows["dataset"])
+    pairs = list(dict.fromkeys(f"{a} − {b}" for a, b in zip(rows["a"], rows["b"])))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 1.5, 0.35 * len(pairs) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        part = rows[rows["dataset"] == dataset]
+        for _, r in part.iterrows():
+            y = pairs.index(f"{r['a']} − {r['b']}")
+            color = VERDICT_COLORS[_verdict_kind(r["verdict"])]
+            ax.plot([100 * r["diff_low"], 100 * r["diff_high"]], [y, y], color=color, linewidth=2)
+            ax.plot([100 * r["diff"]], [y], "o", color=color)
+        ax.axvline(0, color="0.2", linewidth=0.8)
+        ax.set(title=dataset, xlabel="difference (points)")
+    axes[0][0].set_yticks(range(len(pairs)), pairs)
+    axes[0][0].invert_yaxis()
+    handles = [plt.Line2D([], [], color=c, marker="o", linewidth=2, label=k) for k, c in VERDICT_COLORS.items()]
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize="small", bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle("Differences between methods (A − B, 95 % interval over seeds and problems)", y=1.08)
     fig.tight_layout()
     return fig
 

@@ -166,7 +166,7 @@ def _pct(x: float) -> str:
 
 
 def interval(row) -> str:
-    """An accuracy row as `52.0% [45.1–58.8]` (accuracy and its 95 % Wilson interval, in percent)."""
+    """An accuracy row as `52.0% [45.1–58.8]` (accuracy and its 95 % interval, in percent)."""
     return f"{_pct(row['accuracy'])}% [{_pct(row['ci_low'])}–{_pct(row['ci_high'])}]"
 
 
@@ -190,14 +190,14 @@ def headline_pivot(acc: pd.DataFrame, strategy_for: dict[str, str] | None = None
 
 
 def seed_pivot(by_seed: pd.DataFrame, strategy_for: dict[str, str]) -> pd.DataFrame:
-    """Training noise at a glance: datasets x methods (each at its strategy), cells `mean% [min–max] (k seeds)` from
-    accuracy_by_seed.csv."""
+    """Training noise at a glance: datasets x methods (each at its strategy), cells `mean% (min–max over k seeds)`
+    from accuracy_by_seed.csv (a range of seeds, not a confidence interval)."""
     if by_seed.empty:
         return pd.DataFrame()
     rows = by_seed[(by_seed["strategy"] == by_seed["method"].map(strategy_for)) & by_seed["dataset"].map(is_headline)]
     stats = rows.groupby(["dataset", "method"])["accuracy"].agg(["mean", "min", "max", "size"])
-    cells = stats.apply(lambda r: f"{_pct(r['mean'])}% [{_pct(r['min'])}–{_pct(r['max'])}] ({int(r['size'])} "
-                                  f"seed{'s' if r['size'] > 1 else ''})", axis=1)
+    cells = stats.apply(lambda r: f"{_pct(r['mean'])}% ({_pct(r['min'])}–{_pct(r['max'])} over {int(r['size'])} seeds)"
+                        if r["size"] > 1 else f"{_pct(r['mean'])}% (1 seed)", axis=1)
     table = cells.unstack("method")
     return table.reindex(index=dataset_order(table.index), columns=method_order(table.columns))
 
@@ -256,11 +256,13 @@ def tier_markdown(tier_dir: Path) -> str:
     for dataset, row in table.iterrows():
         lines.append("| " + " | ".join([f"`{dataset}`", *row]) + " |")
     overlap = acc[~acc["dataset"].map(is_headline)]
-    notes = ["", "- Cells: accuracy % [95 % Wilson interval] from `accuracy.csv`; n = questions per dataset "
+    notes = ["", "- Cells: accuracy % [95 % interval] from `accuracy.csv`; n = questions per dataset "
              "(several values when methods differ)."]
     if any(k > 1 for k in seeds.values()):
-        notes.append("- `×k`: the method was trained with k seeds (data order); its cell is the mean over seeds, "
-                     "`accuracy_by_seed.csv` has each seed and `method_comparisons.csv` the paired tests.")
+        notes.append("- `×k`: the method was trained with k seeds (data order); its cell is the exact mean over seeds "
+                     "and its interval counts seeds and problems as sampled (one run: Wilson over problems). "
+                     "`accuracy_by_seed.csv` has each seed; `method_comparisons.csv` each difference between methods "
+                     "with its interval and verdict.")
     if domains:
         notes.append("- in-domain: the set's own training fold (or training split) is in the training data; "
                      "out-of-domain: it is not.")

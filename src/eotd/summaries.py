@@ -30,8 +30,11 @@ def synthesis(out: Path) -> str:
     kind = "an LLM" if s["teacher_is_llm"] else "not an LLM: rationales derived from gold worked solutions"
     generated = sum(t["generated"] for t in types.values())
     verified = sum(t["verified"] for t in types.values())
+    sources = s.get("sources") or {s["train_dataset"]: s["questions"]}
+    where = ", ".join(f"{n} `{name}`" + ("" if name == s["train_dataset"] else " (training fold)")
+                      for name, n in sources.items())
     lines = [f"**01 · Data synthesis.** Teacher `{s['teacher']}` ({kind}) wrote {generated} rationales for "
-             f"{s['questions']} `{s['train_dataset']}` questions; {_share(verified, generated)} verified "
+             f"{s['questions']} training questions ({where}); {_share(verified, generated)} verified "
              f"and {s['etd_kept']} kept for training."]
     lines += [f"- {THOUGHT_LABELS[t]}: {_share(v['verified'], v['generated'])} verified; rejected: "
               f"{_reasons(v['reasons'])}"
@@ -50,21 +53,51 @@ def verification(out: Path) -> str:
              "read from the text; PoT: the program run in the sandbox; EoT: the system solved by sympy)."]
     lines += [f"- {THOUGHT_LABELS[t]}: {_share(s['verified'], s['total'])}; rejected: {_reasons(s['reasons'])}"
               for t, s in v.items()]
-    return "\n".join(lines)
+    kind = eot_kind(out)
+    return "\n".join(lines + ([f"- {kind}"] if kind else []))
+
+
+def eot_kind(out: Path) -> str:
+    """What the run's verified EoT rationales are (verification_summary.json's `relational` count), and what that
+    means for EoTD vs PoTD; "" when 02 verified no EoT (or predates the count)."""
+    eot = read_json(Path(out) / "verification_summary.json").get("eot") or {}
+    verified, relational = eot.get("verified", 0), eot.get("relational")
+    if not verified or relational is None:
+        return ""
+    if relational == 0:
+        return (f"EoT: none of the {verified} verified rationales is relational: each equation assigns a name from "
+                "known quantities, the forward calculation of PoT spelled as equations (the paper's EoT states "
+                "relations a solver inverts). So here EoTD vs PoTD compares two spellings of one calculation.")
+    return (f"EoT: {_share(relational, verified)} of the verified rationales are relational (an equation a solver "
+            "inverts: an unknown on the right, several unknowns, or no single assigned name); the rest are forward "
+            "calculations spelled as equations.")
 
 
 def fine_tuning(out: Path) -> str:
-    """03: each student's steps, tokens, speed and loss from first to last step."""
+    """03: each student's steps, tokens, speed and smoothed loss (mean of the first and of the last 10 % of steps:
+    one batch's loss swings with its examples)."""
     figures = pd.read_csv(Path(out) / "training_figures.csv", index_col=0)
     losses = pd.read_csv(Path(out) / "training_losses.csv")
     lines = [f"**03 · Fine-tuning.** {len(figures)} students trained from the same base model:"]
     for method, row in figures.iterrows():
-        curve = losses.loc[losses["method"] == method, "loss"]
-        loss = f"loss {curve.iloc[0]:.3f} → {curve.iloc[-1]:.3f}" if len(curve) else "no loss recorded"
+        curve = losses.loc[losses["method"] == method].sort_values("step")["loss"]
+        first, last = smoothed_losses(curve)
+        loss = (f"loss {first:.3f} → {last:.3f} (means of the first and last {_tenth(curve)} steps)"
+                if len(curve) else "no loss recorded")
         how = "reused from an earlier run" if row["reused"] else "trained now"
         lines.append(f"- {method}: {int(row['steps'])} steps, {int(row['train tokens']):,} tokens in "
                      f"{int(row['seconds'])} s ({row['tokens/s']:.0f} tokens/s), {loss} ({how}).")
     return "\n".join(lines)
+
+
+def _tenth(curve: pd.Series) -> int:
+    return max(1, round(len(curve) / 10))
+
+
+def smoothed_losses(curve: pd.Series) -> tuple[float, float]:
+    """(mean of the first 10 % of a loss curve's steps, mean of the last 10 %); at least one step each."""
+    k = _tenth(curve)
+    return float(curve.iloc[:k].mean()), float(curve.iloc[-k:].mean())
 
 
 def _versus_base(best: pd.Series, base: pd.Series | None) -> str:
@@ -77,12 +110,15 @@ def _versus_base(best: pd.Series, base: pd.Series | None) -> str:
 
 
 def evaluation(out: Path) -> str:
-    """04: per dataset, the best method against the baseline (headline strategies, 95 % Wilson intervals), ETD's
-    strategies and what decontamination removed."""
+    """04: per dataset, the best method against the baseline (headline strategies, 95 % intervals), ETD's
+    strategies, training noise, the verdicts between methods, what the design can tell apart, what the EoT is and
+    what decontamination removed."""
     out = Path(out)
     acc = pd.read_csv(out / "accuracy.csv")
     rows, chosen = headline(acc), headline_strategies(acc)
-    lines = ["**04 · Evaluation.** Accuracy with 95 % Wilson intervals, each method at its headline strategy ("
+    lines = ["**04 · Evaluation.** Accuracy with 95 % intervals (a method with several training seeds: its seed mean, "
+             "the interval over seeds and problems; one run: Wilson over problems), each method at its headline "
+             "strategy ("
              + ", ".join(f"{m} `{s}`" for m, s in chosen.items()) + "):"]
     for dataset in dataset_order(rows["dataset"]):
         part = rows[rows["dataset"] == dataset].set_index("method")
@@ -106,6 +142,10 @@ def evaluation(out: Path) -> str:
                      f"({int(etd.groupby('dataset')['n'].max().sum())} problems): "
                      + ", ".join(f"`{s}` {100 * a:.1f} %" for s, a in pooled.items()) + ".")
     lines += _seed_lines(out, chosen)
+    lines += _comparison_lines(out)
+    lines += _design_lines(out)
+    if "EoTD" in chosen and (kind := eot_kind(out)):
+        lines.append(f"- {kind}")
     stage = read_json(out / "run.json").get("stages", {}).get("04_evaluation", {})
     domains = stage.get("domains") or {}
     if domains:
@@ -121,10 +161,9 @@ def evaluation(out: Path) -> str:
 
 
 def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
-    """Training noise (each multi-seed method's spread over seeds) and which method differences hold across seeds
-    (method_comparisons.csv: a paired test on the same problems and every seed agreeing)."""
+    """Training noise: each multi-seed method's spread over its seeds."""
     lines = []
-    by_seed_file, comparisons_file = out / "accuracy_by_seed.csv", out / "method_comparisons.csv"
+    by_seed_file = out / "accuracy_by_seed.csv"
     if by_seed_file.exists():
         by_seed = pd.read_csv(by_seed_file)
         by_seed = by_seed[by_seed["strategy"] == by_seed["method"].map(chosen)]
@@ -138,23 +177,67 @@ def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
             lines.append(f"- {method} across its {seeds[method]} seeds: " + ", ".join(
                 f"`{d}` {100 * r['min']:.1f}–{100 * r['max']:.1f} %" for d, r in part.iterrows())
                 + f" (widest on `{widest}`: {100 * (part.loc[widest, 'max'] - part.loc[widest, 'min']):.1f} points).")
-    comparisons = pd.read_csv(comparisons_file) if comparisons_file.exists() else pd.DataFrame()
-    if len(comparisons):  # one method alone has no pairs
-        comparisons = comparisons[comparisons["dataset"].map(is_headline)]
-        holds = comparisons[comparisons["verdict"].str.contains(" beats ")]
-        ahead = comparisons[comparisons["verdict"].str.contains(" ahead of ")]
-        lines.append(f"- Differences that hold across seeds (exact McNemar test p < 0.05 on the same problems, and "
-                     f"every seed of the winner above every seed of the other): {len(holds)} of {len(comparisons)} "
-                     "method pairs" + (": " + "; ".join(
-                         f"{r['verdict']} on `{r['dataset']}` (p = {r['p_value']:.2g})" for _, r in holds.iterrows())
-                         if len(holds) else "") + ".")
-        if len(ahead):
-            lines.append("- Ahead by the test, but a method of the pair was trained with one seed only, so its "
-                         "training noise is not measured and this is not claimed: " + "; ".join(
-                             f"{r['verdict'].removesuffix(' on one training seed')} on `{r['dataset']}` "
-                             f"(p = {r['p_value']:.2g})" for _, r in ahead.iterrows()) + ".")
-        lines.append("- Every other difference is within training noise.")
     return lines
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _comparison_lines(out: Path) -> list[str]:
+    """The verdicts of method_comparisons.csv: pairs decided (Holm within each set), pairs ahead on one training
+    seed, and every difference between trained methods with its interval."""
+    path = Path(out) / "method_comparisons.csv"
+    comparisons = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if comparisons.empty:  # one method alone has no pairs
+        return []
+    comparisons = comparisons[comparisons["dataset"].map(is_headline)]
+    order = {d: i for i, d in enumerate(dataset_order(comparisons["dataset"]))}
+    comparisons = comparisons.sort_values("dataset", key=lambda d: d.map(order), kind="stable")
+    beats = comparisons[comparisons["verdict"].str.contains(" beats ")]
+    ahead = comparisons[comparisons["verdict"].str.contains(" ahead of ")]
+
+    def lead(r) -> str:
+        sign = 1 if r["verdict"].startswith(r["a"] + " ") else -1
+        low, high = sorted((sign * r["diff_low"], sign * r["diff_high"]))
+        return (f"{r['verdict'].removesuffix(' on one training seed')} on `{r['dataset']}` by {_points(sign * r['diff'])} points [{_points(low)}, "
+                f"{_points(high)}] (Holm p = {r['p_holm']:.2g})")
+
+    per_set = comparisons.groupby("dataset").size()
+    lines = [f"- Method differences (A − B in points, 95 % interval over training seeds and problems, p-values "
+             f"Holm-corrected over the {'/'.join(str(k) for k in sorted(set(per_set)))} pairs of each set): "
+             f"{len(beats)} of {len(comparisons)} pairs decided" + (": " + "; ".join(map(lead, beats.to_dict(
+                 "records"))) if len(beats) else "") + "."]
+    if len(ahead):
+        lines.append("- Ahead, but a method of the pair was trained with one seed only, so its training noise is "
+                     "unmeasured and this is not claimed: " + "; ".join(map(lead, ahead.to_dict("records"))) + ".")
+    trained = comparisons[(comparisons["a"] != BASELINE) & (comparisons["b"] != BASELINE)]
+    for dataset, part in trained.groupby("dataset", sort=False):
+        lines.append(f"- Between trained methods on `{dataset}`: " + ", ".join(
+            f"{r['a']} − {r['b']} {_points(r['diff'])} [{_points(r['diff_low'])}, {_points(r['diff_high'])}]"
+            for _, r in part.iterrows()) + ".")
+    return lines
+
+
+def _design_lines(out: Path) -> list[str]:
+    """design.csv in a sentence: the smallest difference between two trained methods this run's seeds and problems
+    can find (80 % power), and what more seeds would buy."""
+    path = Path(out) / "design.csv"
+    design = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if design.empty:
+        return []
+    design = design[design["dataset"].map(is_headline)]
+    by_seed = pd.read_csv(Path(out) / "accuracy_by_seed.csv")
+    k = int(by_seed.groupby("method")["seed"].nunique().max())
+    n = int(design["problems"].min())
+    at = design[design["problems"] == n].set_index(["dataset", "seeds"])
+    datasets = dataset_order(at.index.get_level_values("dataset"))
+    cells = ", ".join(f"`{d}` {100 * at.loc[(d, k), 'detectable']:.0f}" for d in datasets if (d, k) in at.index)
+    more = max(s for s in at.index.get_level_values("seeds"))
+    wider = ", ".join(f"`{d}` {100 * at.loc[(d, more), 'detectable']:.0f}" for d in datasets if (d, more) in at.index)
+    return [f"- Design (design.csv, from this run's spread between seeds and problems): with {k} seeds and {n} "
+            f"problems, differences between two trained methods under these points cannot be told apart (80 % "
+            f"power): {cells}; with {more} seeds: {wider}."]
 
 
 def ablations(out: Path) -> str:
@@ -178,9 +261,12 @@ def ablations(out: Path) -> str:
 
 
 def plots(out: Path) -> str:
-    """06: the figures written and how the reference numbers relate to ours."""
+    """06: the figures this run's 06 wrote (run.json's `results`; without that record, every figure in the folder)
+    and how the reference numbers relate to ours."""
     out = Path(out)
-    figures = sorted(p.name for p in out.glob("fig_*.png"))
+    written = read_json(out / "run.json").get("stages", {}).get("06_plots", {}).get("results")
+    figures = sorted(f for f in written if f.startswith("fig_") and f.endswith(".png")) if written is not None \
+        else sorted(p.name for p in out.glob("fig_*.png"))
     reference = pd.read_csv(out / "reference_comparison.csv") if (out / "reference_comparison.csv").exists() else None
     lines = [f"**06 · Plots.** {len(figures)} figure{'' if len(figures) == 1 else 's'}: "
              + ", ".join(f"`{f}`" for f in figures) + "."]
