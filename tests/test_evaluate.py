@@ -220,29 +220,29 @@ def test_holm_corrects_within_a_dataset_family():
 
 
 def one_seed_study() -> list[dict]:
-    """40 svamp problems: base right on 2, PoTD (two seeds) on 20, ETD (one seed) on 30."""
-    return seeded_rows("ETD", {0: [1] * 30 + [0] * 10}) + \
-        seeded_rows("PoTD", {0: [1] * 20 + [0] * 20, 1: [1] * 20 + [0] * 20}) + \
-        seeded_rows("base", {None: [1] * 2 + [0] * 38}, strategy="cot")
+    """100 svamp problems: base right on 2, PoTD (three seeds) on 59, 60 and 61, ETD (one seed) on 90."""
+    return seeded_rows("ETD", {0: [1] * 90 + [0] * 10}) + \
+        seeded_rows("PoTD", {s: [1] * k + [0] * (100 - k) for s, k in enumerate((59, 60, 61))}) + \
+        seeded_rows("base", {None: [1] * 2 + [0] * 98}, strategy="cot")
 
 
 def test_a_method_trained_with_one_seed_is_ahead_but_not_claimed_to_beat():
     table = compare_methods(one_seed_study(), {"base": "cot", "PoTD": "pot", "ETD": "pot"}).set_index(["a", "b"])
     assert table.loc[("base", "PoTD"), "verdict"] == "PoTD beats base"  # the untrained base needs no seeds
-    assert table.loc[("PoTD", "ETD"), "diff"] == pytest.approx(-0.25) and table.loc[("PoTD", "ETD"), "p_holm"] < 0.05
+    assert table.loc[("PoTD", "ETD"), "diff"] == pytest.approx(-0.30) and table.loc[("PoTD", "ETD"), "p_holm"] < 0.05
     assert table.loc[("PoTD", "ETD"), "verdict"] == "ETD ahead of PoTD on one training seed"
     assert table.loc[("base", "ETD"), "verdict"] == "ETD ahead of base on one training seed"
 
 
 def test_compare_methods_reads_each_method_at_its_strategy():
-    combined = seeded_rows("PoTD", {0: [1] * 30 + [0] * 10, 1: [0] * 10 + [1] * 30}) + \
-        seeded_rows("PoTD", {0: [0] * 40, 1: [0] * 40}, strategy="cot") + \
+    combined = seeded_rows("PoTD", {0: [1] * 30 + [0] * 10, 1: [0] * 10 + [1] * 30, 2: [1] * 29 + [0] * 11}) + \
+        seeded_rows("PoTD", {0: [0] * 40, 1: [0] * 40, 2: [0] * 40}, strategy="cot") + \
         seeded_rows("base", {None: [1] * 2 + [0] * 38}, strategy="cot")
     table = compare_methods(combined, {"base": "cot", "PoTD": "pot"})
     assert len(table) == 1
     row = table.iloc[0]
     assert (row["a"], row["b"], row["a_strategy"], row["b_strategy"]) == ("base", "PoTD", "cot", "pot")
-    assert row["verdict"] == "PoTD beats base" and row["a_seeds"] == 1 and row["b_seeds"] == 2
+    assert row["verdict"] == "PoTD beats base" and row["a_seeds"] == 1 and row["b_seeds"] == 3
 
 
 def test_design_table_sizes_seeds_and_problems_from_the_run():
@@ -259,3 +259,22 @@ def test_design_table_sizes_seeds_and_problems_from_the_run():
     assert at.loc[(10, 100), "half_width"] < at.loc[(3, 100), "half_width"]
     assert at.loc[(3, 200), "detectable"] < at.loc[(3, 100), "detectable"]
     assert design_table(seeded_rows("base", {None: [1, 0]}, strategy="cot"), {"base": "cot"}).empty
+
+
+def test_methods_pair_on_the_problems_they_share_by_id_and_one_problem_decides_nothing():
+    a = seeded_rows("PoTD", {0: [1, 1, 0, 0], 1: [1, 0, 0, 0]})
+    b = seeded_rows("EoTD", {0: [0, 0, 1, 1], 1: [0, 0, 1, 0]})
+    shuffled = [r for r in a if r["question_id"] != "q3"] + b[::-1]  # PoTD lacks q3; rows in any order
+    row = compare_methods(shuffled, {"PoTD": "pot", "EoTD": "pot"}).iloc[0]
+    assert row["diff"] == pytest.approx(3 / 6 - 2 / 6)  # on q0–q2 only, paired by id
+    one = seeded_rows("PoTD", {0: [1], 1: [1]}, dataset="svamp_overlap") + \
+        seeded_rows("base", {None: [0]}, dataset="svamp_overlap", strategy="cot")
+    row = compare_methods(one, {"base": "cot", "PoTD": "pot"}).iloc[0]
+    assert (row["p_value"], row["diff_low"], row["diff_high"], row["verdict"]) == (1.0, -1.0, 1.0, NO_CLEAR_DIFFERENCE)
+
+
+def test_seeds_that_score_alike_keep_their_degrees_of_freedom_and_intervals_stay_honest_at_zero():
+    tie = difference(Runs([[1] * 16 + [0] * 16] * 3), Runs([[1] * 8 + [0] * 24], trained=False))
+    assert tie["df"] == 2  # three seeds: k - 1, not the problems' n - 1
+    low, high = mean_interval(Runs(np.zeros((3, 30))))
+    assert low == 0 and high == pytest.approx(wilson_ci(0, 30)[1])  # never [0, 0]

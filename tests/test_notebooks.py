@@ -111,7 +111,7 @@ def test_whole_smoke_study(smoke, capsys):
                            | (comparisons.b_seeds == 1) & (comparisons.b != "base")]
     assert not one_seed.verdict.str.contains(" beats ").any()  # CoTD and ETD have one seed in the smoke tier
     design = pd.read_csv(results / "design.csv")
-    assert len(design) and (design.detectable > design.half_width).all()
+    assert len(design) and (design.detectable >= design.half_width).all()  # smoke students may all score 0
     predictions = pd.read_parquet(results / "predictions.parquet")
     single = by_seed[by_seed.strategy.isin(protocol.THOUGHTS)]
     base = accuracy[(accuracy.method == "base") & accuracy.strategy.isin(protocol.THOUGHTS)]

@@ -190,3 +190,22 @@ def test_seed_pivot_reads_as_a_range_over_seeds_not_an_interval():
                                "n": 200, "correct": 8, "accuracy": 0.04}])
     table = seed_pivot(by_seed, {"PoTD": "pot", "ETD": "fallback:pot>eot>cot"})
     assert table.loc["svamp"].to_dict() == {"PoTD": "15.0% (10.0–20.0 over 3 seeds)", "ETD": "4.0% (1 seed)"}
+
+
+def test_timing_table_reads_each_tiers_run_json(tmp_path):
+    root = tmp_path / "results"
+    _write_tier(root, "default")
+    machine = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "bf16": True, "gpu": None}
+    stages = {f"0{i}_stage": {"seconds": 60.0 * i, "machine": machine, "git_commit": "abcdef123"} for i in (1, 2, 3)}
+    stages["03_stage"].update(students={"PoTD@0": "a", "PoTD@1": "b"}, students_reused=["PoTD@1"])
+    (root / "default" / "run.json").write_text(json.dumps({"params_name": "default", "stages": stages}))
+    text = report.timing_markdown(root)
+    assert "| tier | machine | commit | students trained | 01 | 02 | 03 | total |" in text
+    assert "| `default` | Intel(R) Xeon(R) Processor, 2 cores, bf16 | abcdef1 | 1 of 2 | 1.0 | 2.0 | 3.0 | **6.0** |" \
+        in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# p\n{report.TIMING_START}\nold\n{report.TIMING_END}\nrest\n")
+    assert report.update_readme(readme, root) is True
+    assert "**6.0**" in readme.read_text() and "old" not in readme.read_text()
+    assert report.update_readme(readme, root) is False
+    assert "No timed run yet" in report.timing_markdown(tmp_path / "none")

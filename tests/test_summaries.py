@@ -123,21 +123,23 @@ def test_evaluation_claims_only_differences_that_hold_across_seeds(out):
         out / "method_comparisons.csv", index=False)
     text = summaries.evaluation(out)
     assert "Holm-corrected over the 3 pairs of each set): 1 of 3 pairs decided: PoTD beats base on `svamp` by " \
-           "+45.0 points [" in text
+           "+58.0 points [" in text
     assert ("- Ahead, but a method of the pair was trained with one seed only, so its training noise is unmeasured "
-            "and this is not claimed: ETD ahead of base on `svamp` by +70.0 points [") in text
-    assert "ETD ahead of PoTD on `svamp` by +25.0 points" in text and "ETD beats" not in text
-    assert "- Between trained methods on `svamp`: PoTD − ETD -25.0 [" in text
+            "and this is not claimed: ETD ahead of base on `svamp` by +88.0 points [") in text
+    assert "ETD ahead of PoTD on `svamp` by +30.0 points" in text and "ETD beats" not in text
+    assert "Between methods trained with several seeds" not in text  # ETD's one seed: its noise is not in an interval
 
 
 def test_the_design_sentence_reads_design_csv(out):
-    pd.DataFrame([{"dataset": "svamp", "seed_sd": 0.05, "noise_sd": 0.3, "pair_sd": 0.2, "seeds": k, "problems": 15,
-                   "half_width": 0.1, "detectable": d} for k, d in ((2, 0.4), (3, 0.25), (10, 0.08))]
-                 ).to_csv(out / "design.csv", index=False)
+    pd.DataFrame([{"dataset": dataset, "seed_sd": 0.05, "noise_sd": 0.3, "pair_sd": 0.2, "seeds": k, "problems": n,
+                   "half_width": 0.1, "detectable": d * scale}
+                  for dataset, n, scale in (("instances", 30, 2), ("svamp", 15, 1), ("svamp", 30, 0.5))
+                  for k, d in ((2, 0.4), (3, 0.25), (10, 0.08))]).to_csv(out / "design.csv", index=False)
     pd.DataFrame([{"dataset": "svamp", "method": "PoTD", "strategy": "pot", "seed": s, "n": 15, "correct": 1,
                    "accuracy": 1 / 15} for s in range(3)]).to_csv(out / "accuracy_by_seed.csv", index=False)
-    assert ("with 3 seeds and 15 problems, differences between two trained methods under these points cannot be "
-            "told apart (80 % power): `svamp` 25; with 10 seeds: `svamp` 8.") in summaries.evaluation(out)
+    assert ("with 3 seeds per method, differences between two trained methods under these points cannot be told "
+            "apart (80 % power): `svamp` (n = 15) 25, 8 with 10 seeds; `instances` (n = 30) 50, 16 with 10 seeds."
+            ) in summaries.evaluation(out)  # each set at its own size, the paper's sets first
 
 
 def test_a_single_method_has_no_comparisons_to_summarise(out):

@@ -139,18 +139,31 @@ def accuracy_by_seed(combined: list[dict]) -> pd.DataFrame:
 
 
 def _runs(group: pd.DataFrame) -> Runs:
-    """One method's rows on one set at one strategy as seeds x problems (problems every seed was scored on, by id);
-    the untrained base (no seed: -1) is one run without training noise."""
+    """One method's rows on one set at one strategy as seeds x problems (the problems every seed was scored on, by
+    id); the untrained base (no seed) is one run without training noise."""
     table = group.pivot_table(index="seed", columns="question_id", values="correct", aggfunc="first").dropna(axis=1)
-    return Runs(table.to_numpy(dtype=float), trained=bool((table.index >= 0).all()))
+    return Runs(table.to_numpy(dtype=float), trained=bool(group["trained"].all()), ids=tuple(table.columns))
 
 
 def _grouped_runs(combined: list[dict], keys: list[str], strategies: dict[str, str] | None = None) -> dict[tuple, Runs]:
     """Runs per `keys` group; with `strategies`, only each method's rows at its strategy."""
-    frame = _with_seeds(combined).fillna({"seed": -1}).astype({"correct": float})
+    frame = _with_seeds(combined)
+    frame = frame.assign(trained=frame["seed"].notna(), seed=frame["seed"].fillna(0),
+                         correct=frame["correct"].astype(float))
     if strategies is not None:
         frame = frame[frame["method"].map(strategies).eq(frame["strategy"])]
     return {key: _runs(group) for key, group in frame.groupby(keys, sort=True)}
+
+
+def _per_dataset(runs: dict[tuple, Runs], methods) -> dict[str, dict[str, Runs]]:
+    """dataset -> method -> runs, every method restricted to the problems all of them were scored on (paired)."""
+    out: dict[str, dict[str, Runs]] = {}
+    for dataset in sorted({d for d, _ in runs}):
+        present = [m for m in methods if (dataset, m) in runs]
+        shared = set.intersection(*(set(runs[dataset, m].ids) for m in present)) if present else set()
+        ids = [q for q in runs[dataset, present[0]].ids if q in shared] if present else []
+        out[dataset] = {m: runs[dataset, m].on(ids) for m in present}
+    return out
 
 
 def accuracy_table(combined: list[dict]) -> pd.DataFrame:
@@ -173,7 +186,7 @@ NO_CLEAR_DIFFERENCE = "no clear difference"
 
 
 def _verdict(a: str, b: str, result: dict, p_holm: float, alpha: float) -> str:
-    if p_holm >= alpha:
+    if not p_holm < alpha:  # NaN too
         return NO_CLEAR_DIFFERENCE
     winner, loser = (a, b) if result["diff"] > 0 else (b, a)
     return f"{winner} beats {loser}" if result["measured"] else f"{winner} ahead of {loser} on one training seed"
@@ -188,14 +201,14 @@ def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: flo
     else "no clear difference"."""
     if not combined:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    runs = _grouped_runs(combined, ["dataset", "method"], strategies)
     rows = []
-    for dataset in sorted({d for d, _ in runs}):
-        present = [m for m in method_order(strategies) if (dataset, m) in runs]
+    for dataset, runs in _per_dataset(_grouped_runs(combined, ["dataset", "method"], strategies),
+                                      method_order(strategies)).items():
+        present = list(runs)
         family = []
         for i, a in enumerate(present):
             for b in present[i + 1:]:
-                left, right = runs[dataset, a], runs[dataset, b]
+                left, right = runs[a], runs[b]
                 family.append((a, b, left, right, difference(left, right)))
         for (a, b, left, right, result), p_holm in zip(family, holm([f[-1]["p_value"] for f in family])):
             rows.append({"dataset": dataset, "a": a, "b": b, "a_strategy": strategies[a], "b_strategy": strategies[b],
@@ -217,9 +230,9 @@ def design_table(combined: list[dict], strategies: dict[str, str]) -> pd.DataFra
     the smallest difference found with 80 % power."""
     rows = []
     if combined:
-        runs = _grouped_runs(combined, ["dataset", "method"], strategies)
-        for dataset in sorted({d for d, _ in runs}):
-            methods = [r for (d, _), r in runs.items() if d == dataset]
+        per_dataset = _per_dataset(_grouped_runs(combined, ["dataset", "method"], strategies), method_order(strategies))
+        for dataset, runs in per_dataset.items():
+            methods = list(runs.values())
             found = components(methods)
             if found is None:
                 continue

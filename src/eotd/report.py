@@ -15,6 +15,7 @@ from eotd.protocol import (ACCURACY_COLUMNS, BASELINE, HEADLINE_STRATEGY, METHOD
                            PAPER_BENCHMARKS, THOUGHTS, VOTE)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+TIMING_START, TIMING_END = "<!-- timings:start -->", "<!-- timings:end -->"
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> None:
@@ -299,11 +300,54 @@ def results_markdown(results_dir: Path) -> str:
     return head + "".join("\n" + tier_markdown(t) for t in found)
 
 
-def update_readme(readme: Path, results_root: Path) -> bool:
-    """Replace the text between the results markers with the generated section; True when the file changed.
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.1f}"
 
-    A README without the markers gets them appended at its end (with the section between them)."""
-    return records.replace_marked_block(readme, START, END, f"{START}\n{results_markdown(results_root)}{END}")
+
+def machine_label(machine: dict) -> str:
+    """"Intel(R) Xeon(R) Processor, 2 cores, bf16" from a run.json `machine` entry."""
+    parts = [machine.get("cpu") or "?", f"{machine.get('cores', '?')} cores", "bf16" if machine.get("bf16") else "fp32"]
+    return ", ".join(parts + ([f"GPU {machine['gpu']}"] if machine.get("gpu") else []))
+
+
+def timing_markdown(results_root: Path) -> str:
+    """Minutes per stage of every committed run (run.json's `seconds`), its machine and commit, and how many of its
+    students it trained itself (the rest came from the cache, so its 03 and 04 took less than a cold run's)."""
+    runs = {t.name: read_json(t / "run.json").get("stages") or {} for t in tiers(results_root)}
+    runs = {name: stages for name, stages in runs.items()
+            if any(s.get("seconds") is not None for s in stages.values())}
+    if not runs:
+        return "No timed run yet: `make study` records each stage's seconds in `results/<tier>/run.json`.\n"
+    names = sorted({stage for stages in runs.values() for stage in stages})
+    lines = ["Minutes per stage, read from `results/<tier>/run.json` by `python -m eotd.report` (the stages' own "
+             "time: install and the report come on top; a run that found its students in the cache, fewer than all "
+             "trained, also reused their generations):", "",
+             "| tier | machine | commit | students trained | " + " | ".join(n.split("_")[0] for n in names)
+             + " | total |", "|" + "---|" * 4 + "---:|" * (len(names) + 1)]
+    for tier, stages in runs.items():
+        timed = [s for s in stages.values() if s.get("seconds") is not None]
+        commits = ", ".join(sorted({str(s.get("git_commit") or "?")[:7] for s in stages.values()}))
+        cells = [_minutes(stages.get(name, {}).get("seconds")) for name in names]
+        trained = next((s for s in stages.values() if "students_reused" in s), None)
+        fresh = (f"{len(trained['students']) - len(trained['students_reused'])} of {len(trained['students'])}"
+                 if trained else "—")
+        lines.append(f"| `{tier}` | {machine_label(timed[0].get('machine') or {})} | {commits} | {fresh} | "
+                     + " | ".join(cells)
+                     + f" | **{_minutes(sum(s['seconds'] for s in timed))}** |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, results_root: Path) -> bool:
+    """Replace the text between the results markers with the generated section, and the text between the timing
+    markers (where the README has them) with the timing table; True when the file changed.
+
+    A README without the results markers gets them appended at its end (with the section between them)."""
+    changed = records.replace_marked_block(readme, START, END, f"{START}\n{results_markdown(results_root)}{END}")
+    text = Path(readme).read_text()
+    if TIMING_START in text and TIMING_END in text:
+        changed |= records.replace_marked_block(readme, TIMING_START, TIMING_END,
+                                                f"{TIMING_START}\n{timing_markdown(results_root)}{TIMING_END}")
+    return changed
 
 
 def main() -> None:

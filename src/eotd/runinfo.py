@@ -60,12 +60,15 @@ def _study_file(relative: Path) -> bool:
             or (relative.suffix == ".ipynb" and relative.name[:2].isdigit() and len(relative.parts) == 1))
 
 
+MTIME_SLACK = 2.0  # seconds: file timestamps may lag the clock; claiming a file twice is harmless, missing one is not
+
+
 def written_since(out_dir: str | Path, started: datetime) -> list[str]:
-    """The files of `out_dir` (relative paths, sorted) written at or after `started`, study files left out."""
+    """The files of `out_dir` (relative paths, sorted) written since `started`, study files left out."""
     out_dir = Path(out_dir)
     return sorted(str(f.relative_to(out_dir)) for f in out_dir.rglob("*")
                   if f.is_file() and not _study_file(f.relative_to(out_dir))
-                  and f.stat().st_mtime >= started.timestamp())
+                  and f.stat().st_mtime >= started.timestamp() - MTIME_SLACK)
 
 
 def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iterable[str | Path] = (),

@@ -36,9 +36,15 @@ class Runs:
 
     flags: np.ndarray
     trained: bool = True
+    ids: tuple = ()  # the problems' ids, in the columns' order (optional)
 
     def __post_init__(self):
         object.__setattr__(self, "flags", np.atleast_2d(np.asarray(self.flags, dtype=float)))
+
+    def on(self, ids) -> "Runs":
+        """The same runs restricted to the problems `ids` (in that order), so two methods pair problem by problem."""
+        where = {q: i for i, q in enumerate(self.ids)}
+        return Runs(self.flags[:, [where[q] for q in ids]], self.trained, tuple(ids))
 
     @property
     def seeds(self) -> int:
@@ -70,30 +76,39 @@ def wilson_ci(correct: float, n: int, level: float = LEVEL) -> tuple[float, floa
 
 
 def _welch_df(terms: list[tuple[float, int]]) -> float | None:
-    """Welch–Satterthwaite df of the seed terms (variance/k, k); None when there is no seed term to count."""
-    terms = [(v, k) for v, k in terms if k > 1 and v > 0]
+    """Welch–Satterthwaite df of the seed terms (variance/k, k) of the sides with 2+ seeds; None when no side has
+    any. Seeds that happen to score alike (variance 0) still count: then the fewest seeds' k - 1."""
+    terms = [(v, k) for v, k in terms if k > 1]
     if not terms:
         return None
-    return sum(v for v, _ in terms) ** 2 / sum(v ** 2 / (k - 1) for v, k in terms)
+    if not any(v > 0 for v, _ in terms):
+        return float(min(k for _, k in terms) - 1)
+    return sum(v for v, _ in terms) ** 2 / sum(v ** 2 / (k - 1) for v, k in terms if v > 0)
 
 
 def mean_interval(runs: Runs, level: float = LEVEL) -> tuple[float, float]:
     """95 % interval of a method's accuracy. Several seeds: mean ± t·SE with SE² = var(per-seed accuracy)/k +
-    var_q(seed-mean correctness)/n and k - 1 df; one run (the base, or one seed): Wilson over the problems."""
+    var_q(seed-mean correctness)/n and k - 1 df, never narrower than the Wilson interval of the seed mean over the
+    n problems (so seeds that all score 0/n keep an honest upper bound); one run: Wilson over the problems."""
+    wilson = wilson_ci(runs.flags.sum() / runs.seeds, runs.problems)
     if runs.seeds < 2 or not runs.trained:
-        return wilson_ci(runs.flags.sum(), runs.flags.size)
-    per_problem = runs.flags.mean(axis=0)
-    se = np.sqrt(runs.seed_variance / runs.seeds + per_problem.var(ddof=1) / runs.problems)
-    half = st.t.ppf(0.5 + level / 2, runs.seeds - 1) * se
-    return (max(0.0, runs.accuracy - half), min(1.0, runs.accuracy + half))
+        return wilson
+    spread = runs.flags.mean(axis=0).var(ddof=1) / runs.problems if runs.problems > 1 else 0.0
+    half = st.t.ppf(0.5 + level / 2, runs.seeds - 1) * np.sqrt(runs.seed_variance / runs.seeds + spread)
+    return (max(0.0, min(runs.accuracy - half, wilson[0])), min(1.0, max(runs.accuracy + half, wilson[1])))
 
 
 def difference(a: Runs, b: Runs, level: float = LEVEL) -> dict:
     """A - B on the same problems: diff, its interval (diff_low, diff_high), df and a two-sided p-value (see the
-    module docstring). `measured` says whether both sides' training noise is known (no single trained seed)."""
+    module docstring). `measured` says whether both sides' training noise is known (no single trained seed). Fewer
+    than two problems tell nothing: p = 1 and the interval is every possible difference."""
     if a.problems != b.problems:
         raise ValueError(f"the two methods were scored on different problems ({a.problems} vs {b.problems})")
     diff = a.accuracy - b.accuracy
+    measured = a.seed_variance is not None and b.seed_variance is not None
+    if a.problems < 2:
+        return {"diff": diff, "diff_low": -1.0, "diff_high": 1.0, "df": float("nan"), "p_value": 1.0,
+                "measured": measured}
     seed_terms = [((s or 0.0) / r.seeds, r.seeds) for r, s in ((a, a.seed_variance), (b, b.seed_variance))]
     paired = a.flags.mean(axis=0) - b.flags.mean(axis=0)
     se = np.sqrt(sum(v for v, _ in seed_terms) + paired.var(ddof=1) / a.problems)
@@ -103,8 +118,8 @@ def difference(a: Runs, b: Runs, level: float = LEVEL) -> dict:
     else:
         p_value = float(2 * st.t.sf(abs(diff) / se, df))
         half = float(st.t.ppf(0.5 + level / 2, df) * se)
-    return {"diff": diff, "diff_low": diff - half, "diff_high": diff + half, "df": float(df), "p_value": p_value,
-            "measured": a.seed_variance is not None and b.seed_variance is not None}
+    return {"diff": diff, "diff_low": max(-1.0, diff - half), "diff_high": min(1.0, diff + half), "df": float(df),
+            "p_value": p_value, "measured": measured}
 
 
 def holm(p_values) -> np.ndarray:
@@ -128,8 +143,11 @@ class Components:
     pair: float
 
     def se(self, k: int, n: int) -> float:
-        """Standard error of the difference of two trained methods, k seeds each, on n shared problems."""
-        return float(np.sqrt(2 * self.seed ** 2 / k + (self.pair ** 2 + 2 * self.noise ** 2 / k) / n))
+        """Standard error of the difference of two trained methods, k seeds each, on n shared problems, as
+        `difference` estimates it: a seed's accuracy varies by seed² + noise²/n, a problem's seed mean by
+        pair² + 2·noise²/k."""
+        seeds = 2 * (self.seed ** 2 + self.noise ** 2 / n) / k
+        return float(np.sqrt(seeds + (self.pair ** 2 + 2 * self.noise ** 2 / k) / n))
 
     def half_width(self, k: int, n: int, level: float = LEVEL) -> float:
         """Expected half-width of that difference's interval (df of two k-seed sides: 2(k - 1))."""
@@ -153,7 +171,7 @@ def _anova(flags: np.ndarray) -> tuple[float, float]:
 def components(methods: list[Runs]) -> Components | None:
     """Variance components pooled over the trained methods with 2+ seeds on one set (all on the same problems);
     None when no such method exists. `pair` comes from every two of them."""
-    multi = [r for r in methods if r.trained and r.seeds > 1]
+    multi = [r for r in methods if r.trained and r.seeds > 1 and r.problems > 1]
     if not multi:
         return None
     seed, noise = (float(np.mean(v)) for v in zip(*(_anova(r.flags) for r in multi)))

@@ -166,7 +166,7 @@ def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
     by_seed_file = out / "accuracy_by_seed.csv"
     if by_seed_file.exists():
         by_seed = pd.read_csv(by_seed_file)
-        by_seed = by_seed[by_seed["strategy"] == by_seed["method"].map(chosen)]
+        by_seed = by_seed[(by_seed["strategy"] == by_seed["method"].map(chosen)) & by_seed["dataset"].map(is_headline)]
         seeds = by_seed.groupby("method")["seed"].nunique()
         lines.append("- Training seeds (data order): " + ", ".join(f"{m} {seeds[m]}" for m in method_order(seeds.index))
                      + "; a method's accuracy above is its mean over seeds.")
@@ -211,9 +211,10 @@ def _comparison_lines(out: Path) -> list[str]:
     if len(ahead):
         lines.append("- Ahead, but a method of the pair was trained with one seed only, so its training noise is "
                      "unmeasured and this is not claimed: " + "; ".join(map(lead, ahead.to_dict("records"))) + ".")
-    trained = comparisons[(comparisons["a"] != BASELINE) & (comparisons["b"] != BASELINE)]
+    # intervals that hold training noise: both methods trained with several seeds
+    trained = comparisons[(comparisons["a_seeds"] > 1) & (comparisons["b_seeds"] > 1)]
     for dataset, part in trained.groupby("dataset", sort=False):
-        lines.append(f"- Between trained methods on `{dataset}`: " + ", ".join(
+        lines.append(f"- Between methods trained with several seeds on `{dataset}`: " + ", ".join(
             f"{r['a']} − {r['b']} {_points(r['diff'])} [{_points(r['diff_low'])}, {_points(r['diff_high'])}]"
             for _, r in part.iterrows()) + ".")
     return lines
@@ -223,21 +224,22 @@ def _design_lines(out: Path) -> list[str]:
     """design.csv in a sentence: the smallest difference between two trained methods this run's seeds and problems
     can find (80 % power), and what more seeds would buy."""
     path = Path(out) / "design.csv"
-    design = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    design = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["dataset"])
+    design = design[design["dataset"].map(is_headline)]
     if design.empty:
         return []
-    design = design[design["dataset"].map(is_headline)]
     by_seed = pd.read_csv(Path(out) / "accuracy_by_seed.csv")
     k = int(by_seed.groupby("method")["seed"].nunique().max())
-    n = int(design["problems"].min())
-    at = design[design["problems"] == n].set_index(["dataset", "seeds"])
-    datasets = dataset_order(at.index.get_level_values("dataset"))
-    cells = ", ".join(f"`{d}` {100 * at.loc[(d, k), 'detectable']:.0f}" for d in datasets if (d, k) in at.index)
-    more = max(s for s in at.index.get_level_values("seeds"))
-    wider = ", ".join(f"`{d}` {100 * at.loc[(d, more), 'detectable']:.0f}" for d in datasets if (d, more) in at.index)
-    return [f"- Design (design.csv, from this run's spread between seeds and problems): with {k} seeds and {n} "
-            f"problems, differences between two trained methods under these points cannot be told apart (80 % "
-            f"power): {cells}; with {more} seeds: {wider}."]
+    more = int(design["seeds"].max())
+    cells = {}
+    for dataset, rows in design.groupby("dataset"):  # each set at its own size
+        part = rows[rows["problems"] == rows["problems"].min()].set_index("seeds")
+        if k in part.index:
+            cells[dataset] = (f"`{dataset}` (n = {int(part['problems'].iloc[0])}) {100 * part.loc[k, 'detectable']:.0f}"
+                              f", {100 * part.loc[more, 'detectable']:.0f} with {more} seeds")
+    return [f"- Design (design.csv, from this run's spread between seeds and problems): with {k} seeds per method, "
+            "differences between two trained methods under these points cannot be told apart (80 % power): "
+            + "; ".join(cells[d] for d in dataset_order(cells)) + "."] if cells else []
 
 
 def ablations(out: Path) -> str:
