@@ -44,14 +44,26 @@ def stacked_mcnemar_rule(a: Runs, b: Runs) -> bool:
     return bool(p < ALPHA and (acc_a.min() > acc_b.max() or acc_b.min() > acc_a.max()))
 
 
-@pytest.mark.parametrize("k_a,k_b", [(2, 2), (3, 2), (3, 3), (5, 5), (2, 5)])
+@pytest.mark.parametrize("k_a,k_b", [(2, 2), (3, 2), (3, 3), (4, 4), (5, 5), (2, 5), (3, 5)])
 def test_equal_methods_are_claimed_different_at_most_at_the_stated_rate(k_a, k_b):
     assert _claims(eotd_rule, k_a, k_b) <= CEILING
 
 
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_a_trained_method_as_good_as_the_untrained_base_is_rarely_said_to_beat_it(k):
+    rng = np.random.default_rng(k)
+
+    def study():
+        chance = rng.beta(4, 8, PROBLEMS)  # away from 0, so a seed's shift averages out to none
+        base = Runs(rng.random((1, PROBLEMS)) < chance, trained=False)
+        return Runs(rng.random((k, PROBLEMS)) < np.clip(chance + rng.normal(0, SEED_SD, (k, 1)), 0, 1)), base
+
+    assert np.mean([eotd_rule(*study()) for _ in range(STUDIES)]) <= CEILING
+
+
 def test_a_real_difference_is_found_at_the_stated_rate():
-    # 12 points with 5 seeds a side: found in about half of the studies (51 % at these settings), 20 points nearly always
-    assert _claims(eotd_rule, 5, 5, gain=0.12) >= 0.40
+    # 12 points with 5 seeds a side: found in over half of the studies (57 % at these settings), 20 points nearly always
+    assert _claims(eotd_rule, 5, 5, gain=0.12) >= 0.45
     assert _claims(eotd_rule, 5, 5, gain=0.20) >= 0.85
 
 
@@ -66,7 +78,8 @@ def test_untrained_base_has_no_training_noise_and_single_seed_is_unmeasured():
     trained = Runs(rng.random((3, PROBLEMS)) < 0.3)
     one = Runs(rng.random((1, PROBLEMS)) < 0.3)
     versus_base = difference(trained, base)
-    assert versus_base["measured"] and versus_base["df"] == pytest.approx(2.0)
+    assert versus_base["measured"] and versus_base["df"] > 2  # 3 seeds: the problem term's df counts too
+    assert difference(Runs(trained.flags[:2]), base)["df"] == pytest.approx(1.0)  # 2 seeds: the seed term's alone
     assert versus_base["diff_low"] > 0 and versus_base["p_value"] < 0.05
     assert not difference(one, base)["measured"]
 

@@ -10,12 +10,12 @@ For A - B on the same n problems, with s² the variance of a method's per-seed a
     SE² = s_A²/k_A + s_B²/k_B + var_q(p_A,q - p_B,q)/n,
 
 where p_M,q is method M's mean correctness on problem q over its seeds. The seed terms carry training noise; the
-problem term carries which problems were drawn (paired, so shared difficulty cancels). The t quantile takes the
-Welch–Satterthwaite degrees of freedom of the seed terms alone: with 2–3 seeds, a few seed draws are all the evidence
-about training noise there is, and letting the problem term raise the df made 2-vs-2 studies claim a winner in 6.4 %
-of null simulations (stated 5 %). Where no side has a measured seed variance (the untrained base has no training
-noise; a single-seed method's is unknown and it is reported as "ahead on one training seed", never "beats") the test
-is a paired t on problems with n - 1 df.
+problem term carries which problems were drawn (paired, so shared difficulty cancels). Degrees of freedom:
+Welch–Satterthwaite over all three terms (k - 1 for a seed term, n - 1 for the problem term) when every trained side
+has 3+ seeds; when a side has 2 seeds its variance rests on one degree of freedom, Satterthwaite turns liberal (7.6 %
+false claims at 2 vs 2 in the simulation, stated 5 %), so then only the seed terms count. The untrained base has no
+training noise; a single-seed method's is unknown and it is reported as "ahead on one training seed", never "beats";
+with no seed term at all the test is a paired t on problems with n - 1 df.
 """
 from __future__ import annotations
 
@@ -75,26 +75,31 @@ def wilson_ci(correct: float, n: int, level: float = LEVEL) -> tuple[float, floa
     return (float(ci.low), float(ci.high))
 
 
-def _welch_df(terms: list[tuple[float, int]]) -> float | None:
-    """Welch–Satterthwaite df of the seed terms (variance/k, k) of the sides with 2+ seeds; None when no side has
-    any. Seeds that happen to score alike (variance 0) still count: then the fewest seeds' k - 1."""
-    terms = [(v, k) for v, k in terms if k > 1]
-    if not terms:
-        return None
-    if not any(v > 0 for v, _ in terms):
-        return float(min(k for _, k in terms) - 1)
-    return sum(v for v, _ in terms) ** 2 / sum(v ** 2 / (k - 1) for v, k in terms if v > 0)
+def _df(seed_terms: list[tuple[float, int]], problem_term: float, n: int) -> float:
+    """Degrees of freedom for SE² = Σ seed terms (variance/k, k) + problem term (see the module docstring). Seeds
+    that happen to score alike (variance 0) still count: then the fewest seeds' k - 1."""
+    seeds = [(v, k) for v, k in seed_terms if k > 1]
+    if not seeds:
+        return float(n - 1)
+    fewest = min(k for _, k in seeds)
+    if not any(v > 0 for v, _ in seeds):
+        return float(fewest - 1)
+    terms = [(v, k - 1) for v, k in seeds if v > 0] + ([(problem_term, n - 1)] if fewest >= 3 and problem_term > 0
+                                                       else [])
+    return sum(v for v, _ in terms) ** 2 / sum(v ** 2 / df for v, df in terms)
 
 
 def mean_interval(runs: Runs, level: float = LEVEL) -> tuple[float, float]:
     """95 % interval of a method's accuracy. Several seeds: mean ± t·SE with SE² = var(per-seed accuracy)/k +
-    var_q(seed-mean correctness)/n and k - 1 df, never narrower than the Wilson interval of the seed mean over the
-    n problems (so seeds that all score 0/n keep an honest upper bound); one run: Wilson over the problems."""
+    var_q(seed-mean correctness)/n and the df of `difference`, never narrower than the Wilson interval of the seed
+    mean over the n problems (so seeds that all score 0/n keep an honest upper bound); one run: Wilson."""
     wilson = wilson_ci(runs.flags.sum() / runs.seeds, runs.problems)
-    if runs.seeds < 2 or not runs.trained:
+    if runs.seeds < 2 or not runs.trained or runs.problems < 2:
         return wilson
-    spread = runs.flags.mean(axis=0).var(ddof=1) / runs.problems if runs.problems > 1 else 0.0
-    half = st.t.ppf(0.5 + level / 2, runs.seeds - 1) * np.sqrt(runs.seed_variance / runs.seeds + spread)
+    seed_term = runs.seed_variance / runs.seeds
+    spread = runs.flags.mean(axis=0).var(ddof=1) / runs.problems
+    df = _df([(seed_term, runs.seeds)], spread, runs.problems)
+    half = st.t.ppf(0.5 + level / 2, df) * np.sqrt(seed_term + spread)
     return (max(0.0, min(runs.accuracy - half, wilson[0])), min(1.0, max(runs.accuracy + half, wilson[1])))
 
 
@@ -110,9 +115,9 @@ def difference(a: Runs, b: Runs, level: float = LEVEL) -> dict:
         return {"diff": diff, "diff_low": -1.0, "diff_high": 1.0, "df": float("nan"), "p_value": 1.0,
                 "measured": measured}
     seed_terms = [((s or 0.0) / r.seeds, r.seeds) for r, s in ((a, a.seed_variance), (b, b.seed_variance))]
-    paired = a.flags.mean(axis=0) - b.flags.mean(axis=0)
-    se = np.sqrt(sum(v for v, _ in seed_terms) + paired.var(ddof=1) / a.problems)
-    df = _welch_df(seed_terms) or a.problems - 1
+    problem_term = (a.flags.mean(axis=0) - b.flags.mean(axis=0)).var(ddof=1) / a.problems
+    se = np.sqrt(sum(v for v, _ in seed_terms) + problem_term)
+    df = _df(seed_terms, problem_term, a.problems)
     if se == 0:
         p_value, half = (1.0 if diff == 0 else 0.0), 0.0
     else:
@@ -142,20 +147,27 @@ class Components:
     noise: float
     pair: float
 
+    def _terms(self, k: int, n: int) -> tuple[list[tuple[float, int]], float]:
+        """The expected seed terms (one per side) and problem term of `difference`'s SE² for k seeds a side and n
+        problems: a seed's accuracy varies by seed² + noise²/n, a problem's seed mean by pair² + 2·noise²/k."""
+        seed = (self.seed ** 2 + self.noise ** 2 / n) / k
+        return [(seed, k), (seed, k)], (self.pair ** 2 + 2 * self.noise ** 2 / k) / n
+
     def se(self, k: int, n: int) -> float:
-        """Standard error of the difference of two trained methods, k seeds each, on n shared problems, as
-        `difference` estimates it: a seed's accuracy varies by seed² + noise²/n, a problem's seed mean by
-        pair² + 2·noise²/k."""
-        seeds = 2 * (self.seed ** 2 + self.noise ** 2 / n) / k
-        return float(np.sqrt(seeds + (self.pair ** 2 + 2 * self.noise ** 2 / k) / n))
+        """Standard error of the difference of two trained methods, k seeds each, on n shared problems."""
+        seeds, problems = self._terms(k, n)
+        return float(np.sqrt(sum(v for v, _ in seeds) + problems))
+
+    def _df(self, k: int, n: int) -> float:
+        return _df(*self._terms(k, n), n)
 
     def half_width(self, k: int, n: int, level: float = LEVEL) -> float:
-        """Expected half-width of that difference's interval (df of two k-seed sides: 2(k - 1))."""
-        return float(st.t.ppf(0.5 + level / 2, 2 * (k - 1)) * self.se(k, n))
+        """Expected half-width of that difference's interval, with the degrees of freedom `difference` uses."""
+        return float(st.t.ppf(0.5 + level / 2, self._df(k, n)) * self.se(k, n))
 
     def detectable(self, k: int, n: int, level: float = LEVEL, power: float = POWER) -> float:
         """The smallest true difference found with `power` at two-sided `level` (k seeds per side, n problems)."""
-        df = 2 * (k - 1)
+        df = self._df(k, n)
         return float((st.t.ppf(0.5 + level / 2, df) + st.t.ppf(power, df)) * self.se(k, n))
 
 
