@@ -66,6 +66,9 @@ def test_accuracy_by_method_shows_every_training_seed_as_a_dot(acc):
     dots = [p for c in ax.collections if isinstance(c, matplotlib.collections.PathCollection) for p in c.get_offsets()]
     assert sorted(round(y, 2) for _, y in dots) == [0.3, 0.4, 0.7]
     assert ax.get_ylim()[1] == pytest.approx(0.7 * 1.12 + 0.01) and "dots: training seeds" in ax.get_title()
+    wide = acc.copy()
+    wide.loc[wide["method"] == "ETD", "ci_high"] = 1.0  # two seeds far apart: an interval up to 100 %
+    assert plots.accuracy_by_method(wide).axes[0].get_ylim()[1] < 1  # the axis still fits the accuracies
 
 
 def test_method_differences_forest_plot_per_dataset(acc):

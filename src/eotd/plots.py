@@ -90,7 +90,9 @@ def accuracy_by_method(acc: pd.DataFrame, strategy_for: dict[str, str] | None = 
             if len(dots) > 1:
                 offsets = np.linspace(-0.25, 0.25, len(dots)) * bar.get_width()
                 ax.scatter(centre + offsets, dots, s=14, color="black", zorder=3, linewidths=0)
-    _percent_axis(ax, _fitted_top(rows["ci_high"], rows["accuracy"], seeds["accuracy"]))
+    # the axis fits the accuracies and seeds; an interval far above them (two seeds) runs off the top
+    points = pd.concat([rows["accuracy"], seeds["accuracy"]]).astype(float)
+    _percent_axis(ax, _fitted_top(points, rows["ci_high"].clip(upper=max(1.5 * points.max(), 0.05))))
     title = "Accuracy by method (headline strategy per method" + (
         "; dots: training seeds)" if len(seeds) else ")")
     ax.set(xlabel="dataset", ylabel="accuracy", title=title)
