@@ -7,6 +7,11 @@ run.
 Run: .venv/bin/python tests/benchmarks/bench_infer.py [--student NAME_OR_FOLDER]   (about 4 minutes on 2 cores)
 A trained student (its final/ folder) shows the effect of stopping at the end token; the untrained default student
 rarely stops, so every prompt there runs to max_new_tokens.
+
+`--engines` (after `pip install -e '.[engines]'`, on a trained student's folder) instead compares, in one run, eotd.infer
+with CTranslate2 (fp32 and int8; its CPU build has no bf16) on the first 200 SVAMP prompts with the PoT trigger, greedy,
+up to 96 new tokens: problems/s, conversion time, and how many outputs equal eotd.infer's (EOTD_DATA_DIR names the
+benchmark folder).
 """
 import argparse
 import time
@@ -15,7 +20,7 @@ import torch
 from bench_train import matmul_peak
 
 from eotd import infer, machine, models, protocol
-from eotd.data import load_gsm_symbolic
+from eotd.data import load, load_gsm_symbolic
 
 N, NAIVE_N, MAX_NEW = 96, 16, 64
 
@@ -34,10 +39,47 @@ def timed(label: str, tokenizer, fn, prompts: list[str], flops: tuple[int, int],
     return outputs, tokens / elapsed
 
 
+def engines(student: str) -> None:
+    """eotd.infer (the model's inference dtype) against CTranslate2 fp32 and int8 on the same prompts, in one run."""
+    import tempfile
+
+    import ctranslate2
+
+    prompts = [protocol.student_input(p.question, "pot") for p in list(load("svamp"))[:200]]
+    model, tokenizer = models.load_for_inference(student)
+    stops = [tokenizer.convert_ids_to_tokens(i) for i in infer.stop_ids(model, tokenizer)]
+    print(f"{student}: 200 SVAMP PoT prompts, greedy, up to 96 new tokens; {machine.describe()}")
+    start = time.perf_counter()
+    reference = [o.strip() for o in infer.generate(model, tokenizer, prompts, 96, batch_size=64, batch_tokens=8192)]
+    elapsed = time.perf_counter() - start
+    print(f"{'eotd.infer (' + str(model.dtype).removeprefix('torch.') + ')':>28}: {len(prompts) / elapsed:5.2f} problems/s")
+    del model
+    tokens = [tokenizer.convert_ids_to_tokens(tokenizer(p)["input_ids"]) for p in prompts]
+    for compute_type in ("float32", "int8"):
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            ctranslate2.converters.TransformersConverter(student).convert(folder, quantization=compute_type, force=True)
+            converted = time.perf_counter() - start
+            generator = ctranslate2.Generator(folder, device="cpu", compute_type=compute_type,
+                                              intra_threads=torch.get_num_threads())
+            start = time.perf_counter()
+            results = generator.generate_batch(tokens, max_length=96, sampling_topk=1, include_prompt_in_result=False,
+                                               end_token=stops, max_batch_size=64)
+            elapsed = time.perf_counter() - start
+        outputs = [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
+        same = sum(a == b for a, b in zip(reference, outputs))
+        print(f"{'CTranslate2 ' + compute_type:>28}: {len(prompts) / elapsed:5.2f} problems/s (conversion "
+              f"{converted:.0f} s); {same}/{len(prompts)} outputs equal to eotd.infer's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--student", default=models.DEFAULT_STUDENT)
-    student = parser.parse_args().student
+    parser.add_argument("--engines", action="store_true", help="compare with CTranslate2 (needs .[engines])")
+    args = parser.parse_args()
+    if args.engines:
+        return engines(args.student)
+    student = args.student
     model, tokenizer = models.load_for_inference(student)
     prompts = [protocol.student_input(p.question, "pot") for p in load_gsm_symbolic(N, seed=1)]
     embedding = model.get_input_embeddings().weight.numel()
