@@ -477,16 +477,10 @@ def is_relational(text: str) -> bool:
     for line in lines:
         if line.declares is not None:
             continue
-        parts = line.text.rstrip(";.").strip().translate(_UNICODE).split("=")
-        if len(parts) != 2:
+        if len(line.sides) != 2 or not _NAME_RE.fullmatch(line.sides[0]):
             return True
-        left, right = (part.strip() for part in parts)
-        used: list[str] = []
-        try:
-            _translate_side(right, used)
-        except _SyntaxProblem:
-            return False
-        if not _NAME_RE.fullmatch(left) or left in known or any(name not in known for name in used):
+        left, used = line.names[0], line.names[1:]  # a bare name on the left is the line's first name
+        if left in known or any(name not in known for name in used):
             return True
         known.add(left)
     return False

@@ -155,8 +155,11 @@ def _grouped_runs(combined: list[dict], keys: list[str], strategies: dict[str, s
     return {key: _runs(group) for key, group in frame.groupby(keys, sort=True)}
 
 
-def _per_dataset(runs: dict[tuple, Runs], methods) -> dict[str, dict[str, Runs]]:
-    """dataset -> method -> runs, every method restricted to the problems all of them were scored on (paired)."""
+def _paired_runs(combined: list[dict], strategies: dict[str, str]) -> dict[str, dict[str, Runs]]:
+    """dataset -> method -> runs at the method's strategy, every method restricted to the problems all of them were
+    scored on (paired)."""
+    runs = _grouped_runs(combined, ["dataset", "method"], strategies)
+    methods = method_order(strategies)
     out: dict[str, dict[str, Runs]] = {}
     for dataset in sorted({d for d, _ in runs}):
         present = [m for m in methods if (dataset, m) in runs]
@@ -202,8 +205,7 @@ def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: flo
     if not combined:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     rows = []
-    for dataset, runs in _per_dataset(_grouped_runs(combined, ["dataset", "method"], strategies),
-                                      method_order(strategies)).items():
+    for dataset, runs in _paired_runs(combined, strategies).items():
         present = list(runs)
         family = []
         for i, a in enumerate(present):
@@ -230,8 +232,7 @@ def design_table(combined: list[dict], strategies: dict[str, str]) -> pd.DataFra
     the smallest difference found with 80 % power."""
     rows = []
     if combined:
-        per_dataset = _per_dataset(_grouped_runs(combined, ["dataset", "method"], strategies), method_order(strategies))
-        for dataset, runs in per_dataset.items():
+        for dataset, runs in _paired_runs(combined, strategies).items():
             methods = list(runs.values())
             found = components(methods)
             if found is None:

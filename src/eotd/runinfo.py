@@ -63,12 +63,16 @@ def _study_file(relative: Path) -> bool:
 MTIME_SLACK = 2.0  # seconds: file timestamps may lag the clock; claiming a file twice is harmless, missing one is not
 
 
+def _stage_files(out_dir: Path) -> dict[str, Path]:
+    """The files of `out_dir` a stage may have written (relative path -> path), study files left out."""
+    return {str(f.relative_to(out_dir)): f for f in sorted(out_dir.rglob("*"))
+            if f.is_file() and not _study_file(f.relative_to(out_dir))}
+
+
 def written_since(out_dir: str | Path, started: datetime) -> list[str]:
     """The files of `out_dir` (relative paths, sorted) written since `started`, study files left out."""
-    out_dir = Path(out_dir)
-    return sorted(str(f.relative_to(out_dir)) for f in out_dir.rglob("*")
-                  if f.is_file() and not _study_file(f.relative_to(out_dir))
-                  and f.stat().st_mtime >= started.timestamp() - MTIME_SLACK)
+    return [name for name, f in _stage_files(Path(out_dir)).items()
+            if f.stat().st_mtime >= started.timestamp() - MTIME_SLACK]
 
 
 def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iterable[str | Path] = (),
@@ -106,12 +110,9 @@ def remove_undeclared(out_dir: str | Path, stage_names: Iterable[str]) -> list[s
     if any("results" not in stages.get(name, {}) for name in stage_names):
         return []
     declared = {f for name in stage_names for f in stages[name]["results"]}
-    removed = []
-    for f in sorted(out_dir.rglob("*")):
-        relative = f.relative_to(out_dir)
-        if f.is_file() and not _study_file(relative) and str(relative) not in declared:
-            f.unlink()
-            removed.append(str(relative))
+    removed = [name for name in _stage_files(out_dir) if name not in declared]
+    for name in removed:
+        (out_dir / name).unlink()
     return removed
 
 

@@ -200,8 +200,8 @@ def _comparison_lines(out: Path) -> list[str]:
     def lead(r) -> str:
         sign = 1 if r["verdict"].startswith(r["a"] + " ") else -1
         low, high = sorted((sign * r["diff_low"], sign * r["diff_high"]))
-        return (f"{r['verdict'].removesuffix(' on one training seed')} on `{r['dataset']}` by {_points(sign * r['diff'])} points [{_points(low)}, "
-                f"{_points(high)}] (Holm p = {r['p_holm']:.2g})")
+        return (f"{r['verdict'].removesuffix(' on one training seed')} on `{r['dataset']}` by "
+                f"{_points(sign * r['diff'])} points [{_points(low)}, {_points(high)}] (Holm p = {r['p_holm']:.2g})")
 
     per_set = comparisons.groupby("dataset").size()
     lines = [f"- Method differences (A − B in points, 95 % interval over training seeds and problems, p-values "
