@@ -43,6 +43,19 @@ def test_token_budget_batches_equal_one_at_a_time(llama):
     assert len(set(one_by_one)) > 1  # the prompts really led to different continuations
 
 
+def test_continuous_batching_refills_and_equals_one_at_a_time(llama):
+    """Three places for ten prompts: rows that end are replaced by waiting prompts (joined to the running batch,
+    left-padded to its width) and every output still equals the one-at-a-time one."""
+    model, tok = llama
+    texts = prompts()
+    one_by_one = infer.generate(model, tok, texts, max_new_tokens=12, batch_size=1)
+    ended: list[int] = []
+    new = infer.greedy_continuous(model, tok(texts)["input_ids"], 12, infer.stop_ids(model, tok), tok.pad_token_id,
+                                  max_rows=3, batch_tokens=10 ** 6, finished=ended.append)
+    assert [text.strip() for text in tok.batch_decode(new, skip_special_tokens=True)] == one_by_one
+    assert sum(ended) == len(texts) and len(ended) > 1
+
+
 def test_batches_end_at_the_stop_token(llama):
     model, tok = llama
     assert tok.eos_token_id in infer.stop_ids(model, tok)

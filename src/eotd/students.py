@@ -17,7 +17,7 @@ from eotd.params import Params
 from eotd.served import generate as served_generate, model_name as served_model_name
 from eotd.train import TrainConfig, TrainResult, data_hash, train
 
-CACHE_CHUNK = 256  # generations between cache writes
+CACHE_CHUNK = 1024  # generations between cache writes (continuous batching keeps its batches full within one)
 
 
 def train_config(p: Params) -> TrainConfig:
@@ -179,7 +179,8 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
     budget = {t: (max_new_tokens or {}).get(t, p.max_new_tokens) for t in thoughts}
     served = served_model_name(p, label) if p.student_base_url else None
     key = json.dumps([model_path, _fingerprint(model_path), budget, few_shot,
-                      {t: prompts.load(t).version for t in thoughts}] + ([["served", served]] if served else []),
+                      {t: prompts.load(t).version for t in thoughts}]
+                     + ([["served", served]] if served else [["decoding", infer.DECODING]]),
                      sort_keys=True)
     cache = paths.cache_dir("predictions") / p.name / f"{label}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.jsonl"
     done = {(r["dataset"], r["question_id"], r["thought"]): r for r in
