@@ -200,6 +200,13 @@ class ChatServer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
+    def wait_idle(self, timeout: float = 5.0) -> None:
+        """Until every request has been answered and logged (a handler records its status after sending: a client
+        can hold the answer before the log has it)."""
+        deadline = time.monotonic() + timeout
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     @property
     def port(self) -> int:
         assert self._server is not None, "use ChatServer as a context manager"

@@ -213,36 +213,11 @@ def _rates(problems):
     return converted, all3
 
 
-def test_gsm8k_train_sample(shared_data):
+def test_most_of_a_gsm8k_train_sample_converts_and_verifies(shared_data):
+    """60 questions; the whole split's rates (97 % converted, all three verified for most) are a benchmark:
+    tests/benchmarks/bench_annotation.py."""
     from eotd.data import load
 
-    problems = load("gsm8k_train", shared_data)
-    sample = random.Random(0).sample(list(problems), 1500)
-    converted, all3 = _rates(sample)
-    print(f"gsm8k_train sample of 1500: converted {converted:.2%}, all three verified {all3:.2%}")
-    assert converted >= 0.95  # full train: 97.1% (bench_annotation.py, version 2)
-    assert all3 >= 0.90
-
-
-def test_gsm8k_train_conversion_rate_full(shared_data):
-    """Conversion alone (no sandbox) is fast enough for the whole split."""
-    from eotd.data import load
-
-    problems = load("gsm8k_train", shared_data)
-    ok = 0
-    for p in problems:
-        try:
-            checked_steps(p.solution)
-            ok += 1
-        except ConversionError:
-            pass
-    assert ok / len(problems) >= 0.92
-
-
-def test_gsm_symbolic():
-    pytest.importorskip("reasoning_gym")
-    from eotd.data import load_gsm_symbolic
-
-    converted, all3 = _rates(load_gsm_symbolic(300, seed=0))
-    print(f"gsm_symbolic 300: converted {converted:.2%}, all three verified {all3:.2%}")
-    assert all3 >= 0.93  # measured 96.7% on these 300 (96.8% on 2000)
+    converted, all3 = _rates(random.Random(0).sample(list(load("gsm8k_train", shared_data)), 60))
+    assert converted >= 0.85
+    assert all3 >= 0.8

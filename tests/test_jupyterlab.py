@@ -4,9 +4,9 @@ editing its parameters cell and runs every cell from the Run menu. The page must
 (widgets, not text), and the stage's summary; and the files the stage wrote must equal those of the papermill run of
 the same stage on the same tier.
 
-Slow: the smoke stages 01-04 run through papermill first (04 in JupyterLab needs the students and data they leave in
-the cache, where it also finds papermill's generations: the lab run scores and reports them, it does not generate
-again). Deselect with `-m "not browser"`. Skipped without chromium/chromedriver unless EOTD_REQUIRE_BROWSER=1.
+It reads the session's papermill run of the smoke study (conftest's smoke_study): 04 in JupyterLab needs the students
+and data that run left in its cache, where it also finds the run's generations (the lab run scores and reports them,
+it does not generate again). Deselect with `-m "not browser"`. Skipped without chromium/chromedriver unless EOTD_REQUIRE_BROWSER=1.
 """
 import contextlib
 import hashlib
@@ -26,13 +26,12 @@ import pytest
 from browser import (artifact, chromium, lab_cell_text, lab_menu, lab_open, lab_outputs, lab_replace_line,
                      lab_screenshot, lab_wait_until_run)
 
-from eotd import locks, paths, study
+from eotd import locks, paths
 
 pytestmark = pytest.mark.browser
 
 TIER = "smoke"
 STAGE = "04_evaluation.ipynb"
-STAGES = ["01", "02", "03", "04"]
 RUN_TIMEOUT = 900  # seconds for Run All Cells of the smoke tier's stage 04 (15 s here, generations cached)
 # JupyterLab's user settings for the test's server, in its own settings folder (the user's are not read).
 SETTINGS = {
@@ -111,17 +110,15 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_evaluation_stage_run_from_jupyterlab_equals_the_papermill_run(tmp_path, monkeypatch):
+def test_evaluation_stage_run_from_jupyterlab_equals_the_papermill_run(smoke_study, tmp_path, monkeypatch):
     driver = chromium()  # skips (or fails under EOTD_REQUIRE_BROWSER=1) before the slow part
     screenshot = artifact(f"jupyterlab-{Path(STAGE).stem}-{TIER}.png")  # before EOTD_CACHE_DIR points into tmp_path
     try:
-        cache, papermill_results, lab_results = tmp_path / "cache", tmp_path / "papermill", tmp_path / "lab"
-        monkeypatch.setenv("EOTD_CACHE_DIR", str(cache))  # one cache (and tier lock) for both runs, one after the other
-        monkeypatch.setenv("EOTD_RESULTS_DIR", str(papermill_results))
+        expected, root = smoke_study
+        lab_results = tmp_path / "lab"
+        monkeypatch.setenv("EOTD_CACHE_DIR", str(root / "cache"))  # the papermill run's cache (and tier lock)
         monkeypatch.delenv("EOTD_PROGRESS", raising=False)  # the lab's kernel picks live bars by itself
         monkeypatch.delenv(locks.HOLDER_ENV, raising=False)
-        study.run(f"params/{TIER}.yaml", stages=STAGES)  # returns when the study has released the tier's lock
-        expected = papermill_results / TIER
 
         notebook = paths.NOTEBOOKS / STAGE
         before = digest(notebook)

@@ -18,18 +18,6 @@ def results(tmp_path, monkeypatch):
     return tmp_path / "smoke"
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The whole smoke study, run once for the tests below: (results folder, cache folder, runner output)."""
-    root = tmp_path_factory.mktemp("smoke-study")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EOTD_RESULTS_DIR", str(root / "results"))
-        patch.setenv("EOTD_CACHE_DIR", str(root / "cache"))
-        patch.delenv("EOTD_PROGRESS", raising=False)
-        study.run("params/smoke.yaml")
-        yield root / "results" / "smoke", root
-
-
 def _cells(notebook):
     return [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
 
@@ -66,12 +54,14 @@ def test_every_parameters_cell_names_a_params_file_and_assigns_its_values():
         assert all(not c.get("outputs") for c in _cells(path)), f"{path} has outputs"
 
 
-def test_whole_smoke_study(smoke, capsys):
-    results, root = smoke
+def test_smoke_study_renders_every_stage(smoke_study):
+    results, _ = smoke_study
     for notebook in study.notebooks():
         assert (results / notebook.name).exists(), notebook.name
 
-    summary = json.loads((results / "synthesis_summary.json").read_text())
+
+def test_synthesis_stage_counts_each_type_and_source(smoke_study):
+    summary = json.loads((smoke_study[0] / "synthesis_summary.json").read_text())
     assert summary["teacher"] == "annotation:gold-annotations-v2" and summary["teacher_is_llm"] is False
     for thought in ("cot", "pot", "eot"):
         entry = summary["types"][thought]
@@ -79,13 +69,25 @@ def test_whole_smoke_study(smoke, capsys):
     assert {"tokens", "cost"} <= set(summary)
     assert set(summary["sources"]) == {"gsm8k_train", "svamp", "multiarith", "asdiv"}  # train_extra's folds too
     assert sum(summary["sources"].values()) == summary["questions"]
+
+
+def test_verification_stage_agrees_with_synthesis(smoke_study):
+    results, _ = smoke_study
+    summary = json.loads((results / "synthesis_summary.json").read_text())
     verification = json.loads((results / "verification_summary.json").read_text())
     assert all("relational" in v for v in verification.values())
     assert verification["eot"]["relational"] == 0  # the annotation teacher's EoT is a forward calculation
-    # 02 re-verifies every generated rationale and agrees with 01
     assert {t: v["verified"] for t, v in verification.items()} == {
         t: s["verified"] for t, s in summary["types"].items()}
 
+
+def test_training_stage_trains_every_seed(smoke_study):
+    losses = pd.read_csv(smoke_study[0] / "training_losses.csv")
+    assert set(losses.method) == {"CoTD@0", "PoTD@0", "PoTD@1", "EoTD@0", "EoTD@1", "ETD@0"}
+
+
+def test_evaluation_stage_answers_every_problem_per_seed(smoke_study):
+    results, _ = smoke_study
     p = params.load("params/smoke.yaml")
     accuracy = pd.read_csv(results / "accuracy.csv")
     assert list(accuracy.columns) == protocol.ACCURACY_COLUMNS
@@ -103,6 +105,14 @@ def test_whole_smoke_study(smoke, capsys):
     for (dataset, method, strategy), group in by_seed.groupby(["dataset", "method", "strategy"]):
         row = accuracy[(accuracy.dataset == dataset) & (accuracy.method == method) & (accuracy.strategy == strategy)]
         assert row.correct.item() == pytest.approx(group.correct.mean())  # the headline row is the exact seed mean
+    predictions = pd.read_parquet(results / "predictions.parquet")
+    single = by_seed[by_seed.strategy.isin(protocol.THOUGHTS)]
+    base = accuracy[(accuracy.method == "base") & accuracy.strategy.isin(protocol.THOUGHTS)]
+    assert len(predictions) == single.n.sum() + base.n.sum()  # every seed of every student answered every problem
+
+
+def test_evaluation_stage_compares_methods_over_seeds(smoke_study):
+    results, _ = smoke_study
     comparisons = pd.read_csv(results / "method_comparisons.csv")
     assert set(comparisons.a) | set(comparisons.b) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
     assert ((comparisons.diff_low <= comparisons["diff"]) & (comparisons["diff"] <= comparisons.diff_high)).all()
@@ -112,17 +122,19 @@ def test_whole_smoke_study(smoke, capsys):
     assert not one_seed.verdict.str.contains(" beats ").any()  # CoTD and ETD have one seed in the smoke tier
     design = pd.read_csv(results / "design.csv")
     assert len(design) and (design.detectable >= design.half_width).all()  # smoke students may all score 0
-    predictions = pd.read_parquet(results / "predictions.parquet")
-    single = by_seed[by_seed.strategy.isin(protocol.THOUGHTS)]
-    base = accuracy[(accuracy.method == "base") & accuracy.strategy.isin(protocol.THOUGHTS)]
-    assert len(predictions) == single.n.sum() + base.n.sum()  # every seed of every student answered every problem
-    losses = pd.read_csv(results / "training_losses.csv")
-    assert set(losses.method) == {"CoTD@0", "PoTD@0", "PoTD@1", "EoTD@0", "EoTD@1", "ETD@0"}
+
+
+def test_ablation_and_plot_stages(smoke_study):
+    results, _ = smoke_study
     ablation = pd.read_csv(results / "ablation_accuracy.csv")
     assert set(ablation.ablation) == {"data_size", "rationale_style"}
     assert ablation.variant.nunique() == 4
     assert {"fig_accuracy_by_method.png", "fig_data_size.png", "fig_training_loss.png", "fig_rationale_style.png",
             "report.html"} <= {p.name for p in results.iterdir()}
+
+
+def test_run_record_times_each_stage_and_declares_every_file(smoke_study):
+    results, _ = smoke_study
     run = json.loads((results / "run.json").read_text())
     assert {nb.stem for nb in study.notebooks()} == set(run["stages"])
     for name, stage in run["stages"].items():
@@ -133,20 +145,10 @@ def test_whole_smoke_study(smoke, capsys):
     assert written - declared == {"run.json", "stages.json", "report.html"} | {
         str(f.relative_to(results)) for f in results.glob("html/*")} | {nb.name for nb in study.notebooks()}
 
-    (results / "fig_stale.png").write_bytes(b"from an earlier run")  # a figure no stage writes any more
-    capsys.readouterr()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EOTD_RESULTS_DIR", str(root / "results"))
-        patch.setenv("EOTD_CACHE_DIR", str(root / "cache"))
-        study.run("params/smoke.yaml")  # nothing changed: every stage is reused
-    printed = capsys.readouterr().out
-    assert printed.count("unchanged, reusing") == len(study.notebooks())
-    assert "removed fig_stale.png" in printed and not (results / "fig_stale.png").exists()
-
 
 def check_rendered(folder):
-    """The rendered notebooks of a run read as a report: no errors or warnings, a handful of progress lines, relative
-    paths, and a generated summary as the last output."""
+    """The rendered notebooks of a run read as a report: no errors or warnings, a progress line per student and a
+    handful of others, relative paths, and a generated summary as the last output."""
     for notebook in study.notebooks():
         rendered = json.loads((folder / notebook.name).read_text())
         outputs = [o for c in rendered["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
@@ -154,7 +156,9 @@ def check_rendered(folder):
         stderr = "".join("".join(o["text"]) for o in outputs if o.get("name") == "stderr")
         assert stderr == "", (notebook.name, stderr[:500])  # no warnings, no bars
         lines = "".join("".join(o["text"]) for o in outputs if o.get("name") == "stdout").splitlines()
-        assert len(lines) <= 16 and all("\r" not in line for line in lines), (notebook.name, lines)
+        assert all("\r" not in line for line in lines), (notebook.name, lines)  # one line per finished loop
+        other = [line for line in lines if not re.match(r"(train|generate) \S+", line)]  # one per student
+        assert len(other) <= 16, (notebook.name, other)
         assert rendered["metadata"]["papermill"]["input_path"] == f"notebooks/{notebook.name}"
         last = outputs[-1]["data"]["text/markdown"]
         assert "".join(last).startswith(f"**{notebook.name[:2]} · "), (notebook.name, last)
@@ -169,12 +173,12 @@ def check_no_machine_paths(folder, *extra):
         assert hit is None, (path, text[max(0, hit.start() - 80):hit.end() + 80])
 
 
-def test_rendered_notebooks_read_as_a_report(smoke):
-    check_rendered(smoke[0])
+def test_rendered_notebooks_read_as_a_report(smoke_study):
+    check_rendered(smoke_study[0])
 
 
-def test_no_machine_path_in_any_result_file(smoke):
-    check_no_machine_paths(*smoke)
+def test_no_machine_path_in_any_result_file(smoke_study):
+    check_no_machine_paths(*smoke_study)
 
 
 @pytest.mark.parametrize("tier", ["default", "smoke"])
@@ -186,8 +190,8 @@ def test_committed_results_read_as_a_report(tier):
     check_no_machine_paths(folder)
 
 
-def test_smoke_report_displays_in_a_browser(smoke):
-    results, _ = smoke
+def test_smoke_report_displays_in_a_browser(smoke_study):
+    results, _ = smoke_study
     check_report(results / "report.html", "report-smoke.png")
 
 
@@ -230,3 +234,17 @@ def test_the_runner_passes_the_run_name_or_the_file():
     assert study.notebook_parameters(paths.PARAMS / "smoke.yaml", tier) == {"name": "smoke"}
     other = paths.ROOT / "tests" / "fixtures" / "smoke.yaml"
     assert study.notebook_parameters(other, tier) == {"name": str(other)}
+
+
+def test_rerun_reuses_every_stage_and_removes_stale_files(smoke_study, capsys):
+    """Last in this file: it re-runs the shared smoke study (every stage reused) after planting a stale figure."""
+    results, root = smoke_study
+    (results / "fig_stale.png").write_bytes(b"from an earlier run")  # a figure no stage writes any more
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EOTD_RESULTS_DIR", str(root / "results"))
+        patch.setenv("EOTD_CACHE_DIR", str(root / "cache"))
+        study.run("params/smoke.yaml")  # nothing changed: every stage is reused
+    printed = capsys.readouterr().out
+    assert printed.count("unchanged, reusing") == len(study.notebooks())
+    assert "removed fig_stale.png" in printed and not (results / "fig_stale.png").exists()

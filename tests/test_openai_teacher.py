@@ -89,6 +89,7 @@ def test_retry_after_is_honoured():
 def test_server_errors_then_success():
     with ChatServer(script=[server_error(500), server_error(503)]) as server:
         ((_, completion),) = list(make(server).complete(reqs(1)))
+        server.wait_idle()
         statuses = [e.status for e in server.log]
     assert completion.text is not None and statuses == [500, 503, 200]
 

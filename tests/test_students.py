@@ -243,10 +243,12 @@ def test_two_process_training_matches_one_process_and_resumes_when_killed(tmp_pa
                            stderr=subprocess.DEVNULL, start_new_session=True)
     state_file = killed / "checkpoint" / "eotd_train_state.json"
     deadline = time.monotonic() + 300
-    while run.poll() is None and time.monotonic() < deadline:
+    while run.poll() is None and time.monotonic() < deadline:  # the run goes on in slices of 20 ms, frozen between
+        time.sleep(0.02)  # them while the test reads its checkpoint: it cannot finish unseen
+        os.killpg(run.pid, signal.SIGSTOP)
         if state_file.exists() and json.loads(state_file.read_text())["step"] >= 2:
             break
-        time.sleep(0.05)
+        os.killpg(run.pid, signal.SIGCONT)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
     assert not (killed / "final").exists(), "training ended before it could be killed"

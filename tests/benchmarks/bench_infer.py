@@ -8,10 +8,11 @@ Run: .venv/bin/python tests/benchmarks/bench_infer.py [--student NAME_OR_FOLDER]
 A trained student (its final/ folder) shows the effect of stopping at the end token; the untrained default student
 rarely stops, so every prompt there runs to max_new_tokens.
 
-`--engines` (after `pip install -e '.[engines]'`, on a trained student's folder) instead compares, in one run, eotd.infer
-with CTranslate2 (fp32 and int8; its CPU build has no bf16) on the first 200 SVAMP prompts with the PoT trigger, greedy,
-up to 96 new tokens: problems/s, conversion time, and how many outputs equal eotd.infer's (EOTD_DATA_DIR names the
-benchmark folder).
+`--engines` (after `pip install -e '.[engines]'`, on a trained student's folder) instead compares, in one run,
+transformers' `generate` (the reference), eotd.infer's continuous batching and CTranslate2 (fp32 and int8; its CPU build
+has no bf16) on the first 200 problems of each of the four benchmarks with the PoT trigger, greedy, up to 96 new
+tokens: problems/s, how many outputs equal the reference's, and how many programs return the gold answer
+(EOTD_DATA_DIR names the benchmark folder). About 6 minutes on 2 cores.
 """
 import argparse
 import time
@@ -23,6 +24,7 @@ from eotd import infer, machine, models, protocol
 from eotd.data import load, load_gsm_symbolic
 
 N, NAIVE_N, MAX_NEW = 96, 16, 64
+ENGINE_SETS, ENGINE_NEW = ("svamp", "gsm8k_test", "asdiv", "multiarith"), 96
 
 
 def timed(label: str, tokenizer, fn, prompts: list[str], flops: tuple[int, int],
@@ -39,20 +41,57 @@ def timed(label: str, tokenizer, fn, prompts: list[str], flops: tuple[int, int],
     return outputs, tokens / elapsed
 
 
+def static_generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """transformers' own `model.generate`, greedy, on eotd.infer's length-sorted batches (up to 96 prompts, 24 576
+    tokens): the reference whose batches run until their last row ends."""
+    outputs = [""] * len(prompts)
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+    for chunk in infer.batch_plan(lengths, max_new_tokens, 24576, 96):
+        inputs = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
+        with torch.inference_mode():
+            out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=infer.stop_ids(model, tokenizer))
+        for i, text in zip(chunk, tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
+                                                         skip_special_tokens=True)):
+            outputs[i] = text.strip()
+    return outputs
+
+
 def engines(student: str) -> None:
-    """eotd.infer (the model's inference dtype) against CTranslate2 fp32 and int8 on the same prompts, in one run."""
+    """transformers' generate, eotd.infer and CTranslate2 (fp32, int8) on the same prompts, in one run: problems/s,
+    outputs equal to transformers' and PoT accuracy (each program run in the sandbox)."""
     import tempfile
 
     import ctranslate2
 
-    prompts = [protocol.student_input(p.question, "pot") for p in list(load("svamp"))[:200]]
+    from eotd import prompts as thought_prompts
+    from eotd.evaluate import score
+
+    problems = [(name, p) for name in ENGINE_SETS for p in list(load(name))[:200]]
+    prompts = [protocol.student_input(p.question, "pot") for _, p in problems]
     model, tokenizer = models.load_for_inference(student)
-    stops = [tokenizer.convert_ids_to_tokens(i) for i in infer.stop_ids(model, tokenizer)]
-    print(f"{student}: 200 SVAMP PoT prompts, greedy, up to 96 new tokens; {machine.describe()}")
+    print(f"{student}: the first 200 problems of {', '.join(ENGINE_SETS)} with the PoT trigger ({len(prompts)} "
+          f"prompts), greedy, up to {ENGINE_NEW} new tokens; {machine.describe()}")
+
+    def report(label: str, outputs: list[str], elapsed: float, reference: list[str] | None, note: str = "") -> None:
+        rows = [{"dataset": name, "question_id": p.id, "thought": "pot", "gold": str(p.answer),
+                 "output": thought_prompts.load("pot").parse(text), "raw_output": text}
+                for (name, p), text in zip(problems, outputs)]
+        correct = sum(r["correct"] for r in score(rows))
+        same = "" if reference is None else f", {sum(a == b for a, b in zip(reference, outputs))}/{len(prompts)} " \
+                                            "outputs equal to transformers'"
+        print(f"{label:>36}: {len(prompts) / elapsed:5.2f} problems/s, {correct}/{len(prompts)} correct{same}{note}",
+              flush=True)
+
     start = time.perf_counter()
-    reference = [o.strip() for o in infer.generate(model, tokenizer, prompts, 96, batch_size=64, batch_tokens=8192)]
-    elapsed = time.perf_counter() - start
-    print(f"{'eotd.infer (' + str(model.dtype).removeprefix('torch.') + ')':>28}: {len(prompts) / elapsed:5.2f} problems/s")
+    reference = static_generate(model, tokenizer, prompts, ENGINE_NEW)
+    report(f"transformers generate ({str(model.dtype).removeprefix('torch.')})", reference,
+           time.perf_counter() - start, None)
+    start = time.perf_counter()
+    ours = infer.generate(model, tokenizer, prompts, ENGINE_NEW, batch_size=96, batch_tokens=24576)
+    report(f"eotd.infer, continuous ({str(model.dtype).removeprefix('torch.')})", ours, time.perf_counter() - start,
+           reference)
+    stops = [tokenizer.convert_ids_to_tokens(i) for i in infer.stop_ids(model, tokenizer)]
     del model
     tokens = [tokenizer.convert_ids_to_tokens(tokenizer(p)["input_ids"]) for p in prompts]
     for compute_type in ("float32", "int8"):
@@ -63,13 +102,11 @@ def engines(student: str) -> None:
             generator = ctranslate2.Generator(folder, device="cpu", compute_type=compute_type,
                                               intra_threads=torch.get_num_threads())
             start = time.perf_counter()
-            results = generator.generate_batch(tokens, max_length=96, sampling_topk=1, include_prompt_in_result=False,
-                                               end_token=stops, max_batch_size=64)
+            results = generator.generate_batch(tokens, max_length=ENGINE_NEW, sampling_topk=1,
+                                               include_prompt_in_result=False, end_token=stops, max_batch_size=64)
             elapsed = time.perf_counter() - start
         outputs = [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
-        same = sum(a == b for a, b in zip(reference, outputs))
-        print(f"{'CTranslate2 ' + compute_type:>28}: {len(prompts) / elapsed:5.2f} problems/s (conversion "
-              f"{converted:.0f} s); {same}/{len(prompts)} outputs equal to eotd.infer's")
+        report(f"CTranslate2 {compute_type}", outputs, elapsed, reference, f" (conversion {converted:.0f} s)")
 
 
 def main() -> None:
