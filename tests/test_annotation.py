@@ -1,11 +1,13 @@
 """The annotation teacher: gold solutions -> CoT / PoT / EoT rationales (not an LLM)."""
 import random
 import re
+from fractions import Fraction
 
 import pytest
 
 from eotd import verify, verify_many
-from eotd.teachers.annotation import (SAMPLE_ERROR, AnnotationTeacher, ConversionError, checked_steps, convert)
+from eotd.teachers.annotation import (SAMPLE_ERROR, AnnotationTeacher, ConversionError, checked_steps, convert,
+                                      equation_solution)
 from eotd.teachers.base import Request
 
 JANET_Q = ("Janet’s ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
@@ -179,6 +181,29 @@ def test_names_are_valid_unique_identifiers():
     names = [s.name for s in checked_steps(solution)]
     assert len(set(names)) == 3 and all(n.isidentifier() for n in names)
     assert not {"if", "class", "ans", "x"} & set(names)
+
+
+# ---- benchmark equations (SVAMP, ASDiv, MultiArith) as annotated solutions ----
+
+@pytest.mark.parametrize("equation, answer, question, lines", [
+    ("( 76.0 - 25.0 )", 51, "How much do you have to pay?", ["76 - 25 = <<76-25=51>>51"]),
+    ("X=((32.0+42.0)-35.0)", 39, "how many pieces do they have left?",
+     ["32 + 42 = <<32+42=74>>74", "74 - 35 = <<74-35=39>>39 pieces"]),
+    ("7+2=9", 9, "How many apples are in the basket?", ["7 + 2 = <<7+2=9>>9 apples"]),
+    ("( 10.0 / 4.0 )", Fraction(5, 2), "", ["10 / 4 = <<10/4=2.5>>2.5"]),
+    ("-(3 - 1) + 2 * 4", 6, "", ["3 - 1 = <<3-1=2>>2", "2 * 4 = <<2*4=8>>8", "-2 + 8 = <<-2+8=6>>6"]),
+])
+def test_equations_become_annotated_solutions(equation, answer, question, lines):
+    assert equation_solution(equation, answer, question).splitlines() == \
+        [*lines, f"#### {lines[-1].split('>>')[1].split()[0]}"]
+
+
+@pytest.mark.parametrize("equation, answer", [("x:Bryan's age; (x/3)+x+(x+5)=40", 9), ("( 4.0 - 2.0 )", 5),
+                                               ("__import__('os')", 0), ("3:4", 1), ("", 0), ("12", 12),
+                                               ("1 / 0", 0), ("+3 - 1", 2), ("2 ** 3", 8), ("7 // 7", 1),
+                                               ("1,000 + 1", 1001), ("2x+4x+3x=27", 3)])
+def test_equations_that_are_not_plain_arithmetic_or_disagree_give_none(equation, answer):
+    assert equation_solution(equation, answer) is None
 
 
 def test_teacher_protocol():

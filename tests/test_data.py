@@ -5,7 +5,7 @@ import pytest
 
 from eotd import data
 from eotd.answers import parse_number
-from eotd.data import DataError, Problem, ProblemSet, fingerprint, load, load_gsm_symbolic
+from eotd.data import DataError, Problem, ProblemSet, load, load_gsm_symbolic
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,6 @@ def test_specific_values(loaded):
     assert hard0.answer == -9867630 and "def solution" in hard0.solution
     # non-integral targets are rounded floats from executed programs: kept as floats, compared with the tolerance
     assert any(type(p.answer) is float for p in loaded["gsm_hard"])
-
-
-def test_fingerprint_is_stable_and_content_sensitive(loaded):
-    ps = loaded["gsm8k_test"]
-    fp = fingerprint(ps)
-    assert len(fp) == 16 and fp == fingerprint(list(ps))
-    assert fingerprint(ps[:-1]) != fp
 
 
 def test_unknown_name_lists_valid_names():
@@ -211,9 +204,8 @@ def test_gsm_symbolic_is_deterministic_and_well_formed(symbolic):
     again = load_gsm_symbolic(300, seed=7, split="test", by="template")
     first = symbolic["test", "template"]
     assert [(p.id, p.question, p.answer) for p in again] == [(p.id, p.question, p.answer) for p in first]
-    assert fingerprint(again) == fingerprint(first)
     assert [p.id for p in load_gsm_symbolic(50, seed=7, split="test")] == [p.id for p in first[:50]]
-    assert fingerprint(load_gsm_symbolic(300, seed=8, split="test")) != fingerprint(first)
+    assert [p.question for p in load_gsm_symbolic(300, seed=8, split="test")] != [p.question for p in first]
     for ps in symbolic.values():
         assert len({p.id for p in ps}) == len({p.question for p in ps}) == len(ps)
         for p in ps:
@@ -260,24 +252,7 @@ def test_non_utf8_rationales_file_is_a_record_error(tmp_path):
         read_jsonl(path)
 
 
-# ---- benchmark equations as worked solutions ----
-
-@pytest.mark.parametrize("equation, answer, question, lines", [
-    ("( 76.0 - 25.0 )", 51, "How much do you have to pay?", ["76 - 25 = <<76-25=51>>51"]),
-    ("X=((32.0+42.0)-35.0)", 39, "how many pieces do they have left?",
-     ["32 + 42 = <<32+42=74>>74", "74 - 35 = <<74-35=39>>39 pieces"]),
-    ("7+2=9", 9, "How many apples are in the basket?", ["7 + 2 = <<7+2=9>>9 apples"]),
-    ("( 10.0 / 4.0 )", Fraction(5, 2), "", ["10 / 4 = <<10/4=2.5>>2.5"]),
-])
-def test_equations_become_annotated_solutions(equation, answer, question, lines):
-    assert data.equation_solution(equation, answer, question).splitlines() == [*lines, f"#### {lines[-1].split('>>')[1].split()[0]}"]
-
-
-@pytest.mark.parametrize("equation, answer", [("x:Bryan's age; (x/3)+x+(x+5)=40", 9), ("( 4.0 - 2.0 )", 5),
-                                               ("__import__('os')", 0), ("3:4", 1), ("", 0)])
-def test_equations_that_are_not_plain_arithmetic_or_disagree_give_none(equation, answer):
-    assert data.equation_solution(equation, answer) is None
-
+# ---- benchmark equations as worked solutions (eotd.teachers.annotation.equation_solution) ----
 
 def test_benchmark_solutions_convert_and_verify(loaded):
     """Every benchmark solution the annotation teacher converts verifies against the gold answer (a sample of each)."""

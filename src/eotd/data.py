@@ -5,7 +5,6 @@ a Problem. Bad records raise DataError (file, line / record, field); only non-nu
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import math
@@ -14,13 +13,13 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from eotd import paths
 from eotd.records import utf8_text
-from eotd.answers import Number, normalize, parse_number, to_json
+from eotd.answers import Number, normalize, parse_number
+from eotd.teachers.annotation import equation_solution
 
 DATASETS = ("gsm8k_train", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard")
 # Benchmarks whose records carry their own equation, which `equation_solution` turns into a worked solution.
@@ -115,56 +114,6 @@ def _gsm8k(rec, i: int, name: str) -> Problem:
         raise _Bad("answer", f"expected exactly one '####' final-answer line, found {text.count('####')}")
     gold = text.split("####")[1].strip().replace(",", "")
     return Problem(f"{name}-{i}", name, _text(rec, "question"), _exact(gold, "answer"), text)
-
-
-# ---- benchmark equations as worked solutions (for the annotation teacher) ----
-
-_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
-_ASKED = re.compile(r"\bhow (?:many|much) (?:more |fewer |less )?([a-z]+)", re.IGNORECASE)
-_NOT_UNITS = {"more", "fewer", "less", "do", "does", "did", "is", "are", "was", "were", "will", "can", "has", "have",
-              "had", "would", "should", "of", "in", "time", "longer", "further", "farther", "bigger", "larger"}
-
-
-def _number_text(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"{float(value):.4f}".rstrip("0").rstrip(".")
-
-
-def _calc_lines(node, lines: list[str]) -> Fraction:
-    """Post-order walk of an arithmetic expression: one GSM8K-style `a op b = <<a op b=c>>c` line per operation."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return Fraction(Decimal(repr(node.value)))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_calc_lines(node.operand, lines)
-    if not (isinstance(node, ast.BinOp) and type(node.op) in _OPS):
-        raise ValueError(f"not plain arithmetic: {ast.dump(node)[:60]}")
-    left, right = _calc_lines(node.left, lines), _calc_lines(node.right, lines)
-    op = _OPS[type(node.op)]
-    value = {"+": left + right, "-": left - right, "*": left * right}.get(op) if op != "/" else left / right
-    expr = f"{_number_text(left)} {op} {_number_text(right)}"
-    lines.append(f"{expr} = <<{expr.replace(' ', '')}={_number_text(value)}>>{_number_text(value)}")
-    return value
-
-
-def equation_solution(expression: str, answer: Number, question: str = "") -> str | None:
-    """A benchmark's own equation (SVAMP `( 76.0 - 25.0 )`, MultiArith `X=((32.0+42.0)-35.0)`, ASDiv `7+2=9`) as a
-    worked solution in GSM8K's annotated format, so the annotation teacher converts it like a GSM8K solution; the
-    final line names what the question asks for (`How many pieces ...` -> `pieces`). None when the equation is not
-    plain arithmetic on numbers or does not give `answer`."""
-    text = expression.strip()
-    text = text.split("=", 1)[1] if re.match(r"^[A-Za-z]\s*=", text) else text.rsplit("=", 1)[0]
-    try:
-        lines: list[str] = []
-        value = _calc_lines(ast.parse(text.strip(), mode="eval").body, lines)
-    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
-        return None
-    if not lines or abs(float(value) - float(answer)) > 1e-4 * max(1.0, abs(float(answer))):
-        return None
-    asked = next((w.lower() for w in _ASKED.findall(question) if w.lower() not in _NOT_UNITS), None)
-    if asked:
-        lines[-1] += f" {asked}"
-    return "\n".join([*lines, f"#### {_number_text(Fraction(value))}"])
 
 
 def _svamp(rec, i: int, name: str) -> Problem:
@@ -386,11 +335,3 @@ def load_gsm_symbolic(n: int, seed: int, split: str = "train", by: str = "templa
             raise DataError(f"{source}: item {idx - 1} ({pid}): field {e.field!r}: {e.reason}") from None
         out.append(Problem(pid, "gsm_symbolic", question, gold, cot))
     return out
-
-
-def fingerprint(problems: Iterable[Problem]) -> str:
-    """First 16 hex chars of sha256 over ids, questions and answers: a provenance tag for a problem list."""
-    h = hashlib.sha256()
-    for p in problems:
-        h.update(f"{p.id}\x1f{p.question}\x1f{to_json(p.answer)}\x1e".encode("utf-8"))
-    return h.hexdigest()[:16]

@@ -13,6 +13,9 @@ Two solution shapes, one code path (``extract_steps`` picks by shape, ``build`` 
   ``100% - 20% = 80%``. A bare ``48=48`` (no operator) is not a step. ``x``/``×`` are ``*``, ``÷`` is ``/``,
   ``^`` is ``**``; ``N%`` is ``N/100`` unless every number of the step (result included) is a percentage.
 
+SVAMP, ASDiv and MultiArith carry their own equations instead; ``equation_solution`` (called by ``eotd.data``'s
+loaders) writes them in the GSM8K format, one annotated line per operation, evaluated by the same parser.
+
 Rationales:
 
 * CoT: the gold text, annotations removed, ``#### N`` replaced by ``The answer is N.`` (written even when the
@@ -63,7 +66,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from eotd.answers import Number, normalize, numbers_equal, parse_number
 from eotd.protocol import THOUGHTS
@@ -145,10 +148,11 @@ def _number(text: str) -> _Num:
 
 
 class _Parser:
-    """Recursive descent over tokens: exact value, or ConversionError."""
+    """Recursive descent over tokens: exact value, or ConversionError. ``on_step(left, op, right, value)``, when
+    given, sees each binary operation in evaluation (post-)order."""
 
-    def __init__(self, tokens: list):
-        self.tokens, self.i = tokens, 0
+    def __init__(self, tokens: list, on_step: Callable | None = None):
+        self.tokens, self.i, self.on_step = tokens, 0, on_step
 
     def peek(self):
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -164,10 +168,16 @@ class _Parser:
             raise ConversionError("unparseable_annotation", f"unexpected {self.peek()!r}")
         return value
 
+    def step(self, left: Fraction, op: str, right: Fraction, value: Fraction) -> Fraction:
+        if self.on_step:
+            self.on_step(left, op, right, value)
+        return value
+
     def sum(self) -> Fraction:
         value = self.product()
         while self.peek() in ("+", "-"):
-            value = value + self.product() if self.take() == "+" else value - self.product()
+            op, rhs = self.take(), self.product()
+            value = self.step(value, op, rhs, value + rhs if op == "+" else value - rhs)
         return value
 
     def product(self) -> Fraction:
@@ -180,8 +190,8 @@ class _Parser:
             if op == "//":
                 if (value / rhs).denominator != 1:
                     raise ConversionError("unparseable_annotation", "floor division with a remainder")
-                self.tokens[k] = "/"  # exact: written as a plain division
-            value = value * rhs if op == "*" else value / rhs
+                op = self.tokens[k] = "/"  # exact: written as a plain division
+            value = self.step(value, op, rhs, value * rhs if op == "*" else value / rhs)
         return value
 
     def power(self) -> Fraction:
@@ -191,7 +201,7 @@ class _Parser:
             exp = self.power()
             if exp.denominator != 1 or abs(exp) > 64 or (base == 0 and exp < 0):
                 raise ConversionError("unparseable_annotation", "unsupported power")
-            return base ** int(exp)
+            return self.step(base, "**", exp, base ** int(exp))
         return base
 
     def unary(self) -> Fraction:
@@ -247,6 +257,60 @@ def _variants(tokens: list, result: _Num, result_text: str) -> list[tuple[list, 
                  and t.text.endswith(" / 100)") else t for t in tokens]
         out.insert(0, (plain, result.written))
     return out
+
+
+# ---------------------------------------------------------------- benchmark equations as worked solutions
+
+# Benchmark equations are Python-style arithmetic (`( 76.0 - 25.0 )`); the annotation reader's `x`, commas, units and
+# implicit products would misread them (`2x+4x=27`, `1,000`), so they get this strict front end to the same _Parser.
+_EQUATION_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<op>[-+*/()]))")
+_ASKED = re.compile(r"\bhow (?:many|much) (?:more |fewer |less )?([a-z]+)", re.IGNORECASE)
+_NOT_UNITS = {"more", "fewer", "less", "do", "does", "did", "is", "are", "was", "were", "will", "can", "has", "have",
+              "had", "would", "should", "of", "in", "time", "longer", "further", "farther", "bigger", "larger"}
+
+
+def _equation_tokens(text: str) -> list:
+    """Tokens of a benchmark equation: numbers, + - * / and parentheses (a unary + is rejected), else
+    ConversionError."""
+    out, pos, text = [], 0, text.strip()
+    while pos < len(text):
+        m = _EQUATION_TOKEN.match(text, pos)
+        if not m or m["op"] == "+" and (not out or out[-1] in ("(", "+", "-", "*", "/")):
+            raise ConversionError("unparseable_annotation", f"not plain arithmetic: {text[:60]!r}")
+        pos = m.end()
+        out.append(_number(m["num"]) if m["num"] else m["op"])
+    return out
+
+
+def _number_text(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.4f}".rstrip("0").rstrip(".")
+
+
+def equation_solution(expression: str, answer: Number, question: str = "") -> str | None:
+    """A benchmark's own equation (SVAMP `( 76.0 - 25.0 )`, MultiArith `X=((32.0+42.0)-35.0)`, ASDiv `7+2=9`) as a
+    worked solution in GSM8K's annotated format (one `a op b = <<a op b=c>>c` line per operation), so the teacher
+    converts it like a GSM8K solution; the final line names what the question asks for (`How many pieces ...` ->
+    `pieces`). None when the equation is not plain arithmetic on numbers or does not give `answer`."""
+    text = expression.strip()
+    text = text.split("=", 1)[1] if re.match(r"^[A-Za-z]\s*=", text) else text.rsplit("=", 1)[0]
+    lines: list[str] = []
+
+    def line(left: Fraction, op: str, right: Fraction, value: Fraction) -> None:
+        expr = f"{_number_text(left)} {op} {_number_text(right)}"
+        lines.append(f"{expr} = <<{expr.replace(' ', '')}={_number_text(value)}>>{_number_text(value)}")
+
+    try:
+        value = _Parser(_equation_tokens(text), line).parse()
+    except (ConversionError, RecursionError):
+        return None
+    if not lines or abs(float(value) - float(answer)) > 1e-4 * max(1.0, abs(float(answer))):
+        return None
+    asked = next((w.lower() for w in _ASKED.findall(question) if w.lower() not in _NOT_UNITS), None)
+    if asked:
+        lines[-1] += f" {asked}"
+    return "\n".join([*lines, f"#### {_number_text(value)}"])
 
 
 # ---------------------------------------------------------------- reading steps
