@@ -56,6 +56,17 @@ def test_continuous_batching_refills_and_equals_one_at_a_time(llama):
     assert sum(ended) == len(texts) and len(ended) > 1
 
 
+def test_static_batches_equal_continuous(llama):
+    """generate_static (transformers' generate on batch_plan's left-padded batches, the path of seq2seq models)
+    gives the continuous batching's outputs."""
+    model, tok = llama
+    texts = prompts()
+    ended: list[int] = []
+    static = infer.generate_static(model, tok, texts, max_new_tokens=12, batch_size=4, finished=ended.append)
+    assert static == infer.generate(model, tok, texts, max_new_tokens=12, batch_size=1)
+    assert ended == [4, 4, 2]
+
+
 def test_batches_end_at_the_stop_token(llama):
     model, tok = llama
     assert tok.eos_token_id in infer.stop_ids(model, tok)

@@ -3,7 +3,8 @@
 Causal models whose forward takes `logits_to_keep` decode with continuous batching (`greedy_continuous`): a
 sequence leaves the batch as soon as it ends and a waiting prompt takes its place, so decoding steps run full
 batches. Measured on the 2-core Xeon (bf16), a trained PoTD student on 200 SVAMP and 200 GSM8K test prompts: see
-tests/benchmarks/bench_infer.py. Other models (seq2seq) use `model.generate` on length-sorted, left-padded batches.
+tests/benchmarks/bench_infer.py. Other models (seq2seq) use `model.generate` on length-sorted, left-padded batches
+(`generate_static`).
 """
 from __future__ import annotations
 
@@ -114,14 +115,19 @@ class _Rows:
                      torch.cat([pad(self.mask, -1), pad(other.mask, -1)]), self.cache)
 
 
-def _forward_argmax(model, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, cache) -> torch.Tensor:
-    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+def _cache_arg(model) -> str:
+    """The name under which the model's forward takes the KV cache."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _forward_argmax(model, cache_arg: str, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor,
+                    cache) -> torch.Tensor:
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, logits_to_keep=1,
                    **{cache_arg: cache}).logits[:, -1]
     return logits.argmax(-1)
 
 
-def _prefill(model, prompts: list[list[int]], index: list[int], pad_id: int, room: int) -> _Rows:
+def _prefill(model, cache_arg: str, prompts: list[list[int]], index: list[int], pad_id: int, room: int) -> _Rows:
     """Left-padded prompts through the model in one batch: their first new tokens and their cache."""
     from transformers import DynamicCache
 
@@ -129,7 +135,7 @@ def _prefill(model, prompts: list[list[int]], index: list[int], pad_id: int, roo
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=model.device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=model.device)
     cache = DynamicCache(config=model.config)
-    token = _forward_argmax(model, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
+    token = _forward_argmax(model, cache_arg, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), cache)
     cache.layers = [_GrowingLayer(layer.keys, layer.values, room) for layer in cache.layers]
     return _Rows(torch.tensor(index, device=model.device), token, mask.sum(-1, keepdim=True),
                  torch.ones(len(prompts), dtype=torch.long, device=model.device),
@@ -177,11 +183,12 @@ def greedy_continuous(model, prompts: list[list[int]], max_new_tokens: int, stop
     waiting = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
     stop_ids = torch.tensor(stop, device=model.device)
     quarter = max(1, max_rows // 4)
+    cache_arg = _cache_arg(model)
     live: _Rows | None = None
     while waiting or (live is not None and bool(live.alive.any())):
         if live is not None:  # one decoding step
             live.mask = torch.cat([live.mask, live.mask.new_ones(len(live.index), 1)], dim=1)
-            live.token = _forward_argmax(model, live.token[:, None], live.mask, live.position, live.cache)
+            live.token = _forward_argmax(model, cache_arg, live.token[:, None], live.mask, live.position, live.cache)
             live.position, live.count = live.position + 1, live.count + 1
             ended = _record(live, out, stop_ids, max_new_tokens)
             if ended and finished is not None:
@@ -192,7 +199,7 @@ def greedy_continuous(model, prompts: list[list[int]], max_new_tokens: int, stop
         live = live.keep(live.alive.nonzero().squeeze(-1), max_new_tokens) if running else None
         joining = _joining(waiting, prompts, live, max_rows, batch_tokens, max_new_tokens)
         if joining:
-            new = _prefill(model, [prompts[i] for i in joining], joining, pad_id, max_new_tokens)
+            new = _prefill(model, cache_arg, [prompts[i] for i in joining], joining, pad_id, max_new_tokens)
             ended = _record(new, out, stop_ids, max_new_tokens)
             if ended and finished is not None:
                 finished(ended)
@@ -204,26 +211,11 @@ def _compacts(model) -> bool:
     return not model.config.is_encoder_decoder and "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 16,
-             bf16: bool | None = None, progress: bool = False, desc: str = "generate",
-             batch_tokens: int | None = None) -> list[str]:
-    """Greedy continuations of `prompts` (decoded, special tokens skipped), in input order.
-
-    Batches hold `batch_size` prompts, or with `batch_tokens` as many as fit that budget (up to batch_size); a
-    batch stops as soon as every sequence has produced its end token.
-    """
-    if not prompts:
-        return []
+def generate_static(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 16,
+                    bf16: bool | None = None, batch_tokens: int | None = None, finished=None) -> list[str]:
+    """Greedy continuations (decoded, stripped) by transformers' `model.generate` on batch_plan's length-sorted,
+    left-padded batches, each running until its last sequence ends; `finished(n)` is called as a batch of n ends."""
     stop = stop_ids(model, tokenizer)
-    bar = console.bar(total=len(prompts), desc=desc, disable=not progress)
-    if _compacts(model):
-        ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
-        with torch.inference_mode(), autocast(model, bf16):
-            new = greedy_continuous(model, ids, max_new_tokens, stop, pad_id, batch_size, batch_tokens or 10 ** 12,
-                                    finished=bar.update)
-        bar.close()
-        return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
     lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
     outputs: list[str | None] = [None] * len(prompts)
     seq2seq = model.config.is_encoder_decoder
@@ -235,6 +227,33 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, ba
         new = out if seq2seq else out[:, inputs["input_ids"].shape[1]:]
         for i, text in zip(chunk, tokenizer.batch_decode(new, skip_special_tokens=True)):
             outputs[i] = text.strip()
-        bar.update(len(chunk))
+        if finished is not None:
+            finished(len(chunk))
+    return outputs
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, batch_size: int = 16,
+             bf16: bool | None = None, progress: bool = False, desc: str = "generate",
+             batch_tokens: int | None = None) -> list[str]:
+    """Greedy continuations of `prompts` (decoded, special tokens skipped), in input order.
+
+    Batches hold `batch_size` prompts, or with `batch_tokens` as many as fit that budget (up to batch_size); a
+    batch stops as soon as every sequence has produced its end token. Causal models with `logits_to_keep` decode
+    with `greedy_continuous`, others with `generate_static`.
+    """
+    if not prompts:
+        return []
+    bar = console.bar(total=len(prompts), desc=desc, disable=not progress)
+    if _compacts(model):
+        stop = stop_ids(model, tokenizer)
+        ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
+        with torch.inference_mode(), autocast(model, bf16):
+            new = greedy_continuous(model, ids, max_new_tokens, stop, pad_id, batch_size, batch_tokens or 10 ** 12,
+                                    finished=bar.update)
+        outputs = [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    else:
+        outputs = generate_static(model, tokenizer, prompts, max_new_tokens, batch_size, bf16, batch_tokens,
+                                  finished=bar.update)
     bar.close()
     return outputs

@@ -41,22 +41,6 @@ def timed(label: str, tokenizer, fn, prompts: list[str], flops: tuple[int, int],
     return outputs, tokens / elapsed
 
 
-def static_generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """transformers' own `model.generate`, greedy, on eotd.infer's length-sorted batches (up to 96 prompts, 24 576
-    tokens): the reference whose batches run until their last row ends."""
-    outputs = [""] * len(prompts)
-    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
-    for chunk in infer.batch_plan(lengths, max_new_tokens, 24576, 96):
-        inputs = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
-        with torch.inference_mode():
-            out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=infer.stop_ids(model, tokenizer))
-        for i, text in zip(chunk, tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:],
-                                                         skip_special_tokens=True)):
-            outputs[i] = text.strip()
-    return outputs
-
-
 def engines(student: str) -> None:
     """transformers' generate, eotd.infer and CTranslate2 (fp32, int8) on the same prompts, in one run: problems/s,
     outputs equal to transformers' and PoT accuracy (each program run in the sandbox)."""
@@ -84,7 +68,9 @@ def engines(student: str) -> None:
               flush=True)
 
     start = time.perf_counter()
-    reference = static_generate(model, tokenizer, prompts, ENGINE_NEW)
+    # the reference: transformers' own model.generate, without autocast, on eotd.infer's length-sorted batches
+    reference = infer.generate_static(model, tokenizer, prompts, ENGINE_NEW, batch_size=96, bf16=False,
+                                      batch_tokens=24576)
     report(f"transformers generate ({str(model.dtype).removeprefix('torch.')})", reference,
            time.perf_counter() - start, None)
     start = time.perf_counter()
