@@ -19,10 +19,17 @@ def out(thought, output, gold=7, method="ETD", qid="q1", dataset="gsm8k"):
             "output": output, "gold": gold}
 
 
-def test_score_reasons_answers_and_produced():
+def test_an_output_with_its_verdict_is_not_verified_again():
+    first = score([out("pot", GOOD_POT)])[0]
+    marked = {**first, "reason": "timeout", "correct": False, "answered": False}  # as if it had timed out once
+    again = score([marked, out("pot", GOOD_POT)])
+    assert again[0] == marked and again[1]["correct"] is True
+
+
+def test_score_reasons_answers_and_answered():
     scored = score([out("pot", GOOD_POT), out("pot", CRASH_POT), out("eot", UNDER_EOT),
                     out("cot", "3 + 4 = 7. The answer is 7."), out("cot", "The answer is 8.")])
-    got = [(s["answer"], s["reason"], s["correct"], s["produced"]) for s in scored]
+    got = [(s["answer"], s["reason"], s["correct"], s["answered"]) for s in scored]
     assert got == [
         ("7", "ok", True, True),
         (None, "runtime_error", False, False),
@@ -51,7 +58,7 @@ def test_fallback_uses_next_thought_only_when_no_answer():
     assert (a["thought_used"], a["answer"], a["correct"]) == ("eot", "7", True)
     # PoT produced a wrong answer: that answer is used even though EoT and CoT were right.
     assert (b["thought_used"], b["answer"], b["reason"], b["correct"]) == ("pot", "9", "wrong_answer", False)
-    assert (c["thought_used"], c["answer"], c["reason"], c["correct"]) == (None, None, "none_produced", False)
+    assert (c["thought_used"], c["answer"], c["reason"], c["correct"]) == (None, None, "none_answered", False)
     custom = combine(scored, fallback_orders=[["cot", "pot", "eot"], ["pot", "eot", "cot"]])
     cot_first = pick(custom, "b", "fallback:cot>pot>eot")
     assert (cot_first["thought_used"], cot_first["answer"], cot_first["correct"]) == ("cot", "7", True)
@@ -70,7 +77,7 @@ def test_vote_majority_ties_and_numeric_grouping():
     maj, split, none = (pick(rows, q, "vote") for q in ("maj", "split", "none"))
     assert (maj["answer"], maj["thought_used"], maj["correct"]) == ("7", "eot+cot", True)
     assert (split["answer"], split["thought_used"], split["correct"]) == ("9", "pot", False)
-    assert (none["reason"], none["correct"]) == ("none_produced", False)
+    assert (none["reason"], none["correct"]) == ("none_answered", False)
     split_eot_first = pick(combine(scored, vote_tie_order=["eot", "cot", "pot"]), "split", "vote")
     assert (split_eot_first["answer"], split_eot_first["correct"]) == ("7", True)
     # even with CoT first in the tie order, the grouped 0.5 == 1/2 majority wins

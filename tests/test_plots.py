@@ -191,7 +191,7 @@ def test_reference_table_keeps_ours_and_references_apart(acc):
         "student": "HuggingFaceTB/SmolLM2-135M", "teacher": "annotation", "train_questions": 1000,
         "train_dataset": "gsm_symbolic"}}}}
     table = plots.reference_table(acc, run_info)
-    ours, refs = table[table["kind"] == "ours"], table[table["kind"] == "reference"]
+    ours, refs = table[table["origin"] == "ours"], table[table["origin"] == "published"]
     assert len(ours) == 10 and ours["comparable"].all() and not refs["comparable"].any()
     assert not ours["dataset"].str.endswith("_overlap").any()
     setting = ours["setting"].iloc[0]

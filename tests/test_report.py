@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -45,9 +47,15 @@ def _write_tier(root, name, etd=0.4567, overlap=True):
 
 def test_headline_strategies_defaults_and_base_best_single(tmp_path):
     acc = pd.read_csv(_write_tier(tmp_path, "default") / "accuracy.csv")
-    assert report.headline_strategies(acc) == {"base": "cot", "EoTD": "eot", "ETD": "fallback:pot>eot>cot"}
+    assert protocol.headline_strategies(acc) == {"base": "cot", "EoTD": "eot", "ETD": "fallback:pot>eot>cot"}
     rows = report.headline(acc)
     assert len(rows) == 6 and not rows["dataset"].str.endswith("_overlap").any()
+
+
+def test_protocol_imports_without_pandas():
+    """The headline strategy lives in protocol, which every stage imports: pandas only comes with the tables."""
+    code = "import sys, eotd.protocol; assert 'pandas' not in sys.modules, 'protocol imported pandas'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_results_markdown_formats_numbers_from_csv(tmp_path):

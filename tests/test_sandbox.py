@@ -153,7 +153,7 @@ def test_network_is_unreachable_even_past_the_import_guard():
     port = server.getsockname()[1]
     accepted = []
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
-    source = f"""
+    source = """
         import sys
         ans = 1
     """
@@ -263,7 +263,7 @@ def test_the_gold_answer_never_reaches_the_sandbox(monkeypatch):
         pool.close()
     assert verdicts[0].correct and not verdicts[1].correct
     assert sent and not any("77665544" in message for message in sent)
-    assert all(set(json.loads(message)) == {"kind", "source", "timeout", "memory_mb"} for message in sent)
+    assert all(set(json.loads(message)) == {"thought", "source", "timeout", "memory_mb"} for message in sent)
 
 
 def test_worker_folders_are_removed_even_when_workers_are_killed():

@@ -4,7 +4,7 @@ from transformers import AutoModelForCausalLM
 
 import json
 
-from eotd import ablations, evaluate, infer, params, protocol, students, train
+from eotd import ablations, evaluate, generation, infer, model_cards, params, protocol, students, train
 from eotd.data import Problem
 
 
@@ -67,19 +67,19 @@ def test_predictions_are_cached_per_model(p, monkeypatch):
     students.train_methods(p, splits(), progress=False)
     sets = {"toy": [Problem("t1", "toy", "Tom has 3 apples and gets 4 more. How many?", 7)]}
     path = str(students.student_dir(p, "ETD@0") / "final")
-    first = students.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False)
+    first = generation.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False)
     assert [r["thought"] for r in first] == ["cot", "pot", "eot"]
     calls = []
     monkeypatch.setattr(infer, "generate", lambda *a, **k: calls.append(a) or [])
-    assert students.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False) == first
+    assert generation.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False) == first
     assert not calls  # nothing generated the second time
 
 
 def test_model_cards_get_the_evaluation_table(p):
     students.train_methods(p, splits(), progress=False)
     combined = [{"dataset": "toy", "method": "ETD@0", "question_id": "t1", "strategy": "vote", "correct": True}]
-    students.update_model_cards(p, evaluate.accuracy_by_seed(combined))
-    students.update_model_cards(p, evaluate.accuracy_by_seed(combined))  # replaces, never appends twice
+    model_cards.update(students.final_dirs(p), evaluate.accuracy_by_seed(combined))
+    model_cards.update(students.final_dirs(p), evaluate.accuracy_by_seed(combined))  # replaces, never appends twice
     card = (students.student_dir(p, "ETD@0") / "final" / "README.md").read_text()
     assert card.count("## Evaluation") == 1 and "| toy" in card
 
@@ -128,13 +128,13 @@ def test_union_etd_holds_every_verified_rationale_with_its_trigger(llama_tokeniz
         assert prompt.rstrip().endswith(protocol.TRIGGERS[row["thought"]])  # learned with its own trigger
 
 
-def test_generation_budget_follows_training_lengths(p):
-    budget = students.generation_budget(p, splits())
+def test_token_budget_follows_training_lengths(p):
+    budget = generation.token_budget(p, splits())
     assert set(budget) == {"cot", "pot", "eot"} and all(0 < n <= p.max_new_tokens for n in budget.values())
     wide = params.validate({**p.to_dict(), "max_new_tokens": 500}, "test")
     long_cot = splits()
     long_cot["etd"] = [r | {"rationale": r["rationale"] * 5} if r["thought"] == "cot" else r for r in long_cot["etd"]]
-    budget = students.generation_budget(wide, long_cot)
+    budget = generation.token_budget(wide, long_cot)
     assert budget["cot"] > budget["pot"]  # prose needs more tokens than a program
 
 
@@ -169,13 +169,14 @@ def test_students_command_trains_every_method_of_a_params_file(tmp_path, monkeyp
     import subprocess
     import sys
 
-    from eotd import synthesis
+    from eotd import synthesis, verification
 
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
     tier = tmp_path / "cli.yaml"
     tier.write_text("train_questions: 4\nstudent: tiny-llama\nmethods: [PoTD, ETD]\nlr: 0.001\nbatch_size: 4\n")
     synthesis.run(params.load(tier), progress=False)
+    verification.run(params.load(tier), progress=False)
 
     def command():
         return subprocess.run([sys.executable, "-m", "eotd.students", str(tier)], env=dict(os.environ),
@@ -202,7 +203,7 @@ def test_two_process_training_matches_one_process_and_resumes_when_killed(tmp_pa
     import time
     from pathlib import Path
 
-    from eotd import synthesis
+    from eotd import synthesis, verification
 
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path / "results"))
@@ -212,6 +213,7 @@ def test_two_process_training_matches_one_process_and_resumes_when_killed(tmp_pa
     for name, extra in tiers.items():
         (tmp_path / f"{name}.yaml").write_text(common + extra)
         synthesis.run(params.load(tmp_path / f"{name}.yaml"), progress=False)
+        verification.run(params.load(tmp_path / f"{name}.yaml"), progress=False)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--cpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "eotd.students"]
@@ -276,14 +278,14 @@ def test_a_served_student_gives_the_in_process_predictions(p, tmp_path):
     folder = str(trained["ETD@0"].path)
     sets = {"gsm_symbolic": list(load_gsm_symbolic(4, seed=3))}
     budget = {"cot": 12, "pot": 10, "eot": 8}
-    local = students.predict(p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False, max_new_tokens=budget)
+    local = generation.predict(p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False, max_new_tokens=budget)
     with CompletionsServer(folder, name="eotd-ETD") as server:
         remote_p = params.validate({**p.to_dict(), "student_base_url": server.base_url,
                                     "student_model": "eotd-{method}", "student_concurrency": 2}, "test")
-        remote = students.predict(remote_p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False,
+        remote = generation.predict(remote_p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False,
                                   max_new_tokens=budget)
         assert server.hits == 12
-        again = students.predict(remote_p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False,
+        again = generation.predict(remote_p, "ETD", folder, sets, protocol.METHODS["ETD"], progress=False,
                                  max_new_tokens=budget)
         assert server.hits == 12 and again == remote  # cached
     assert [r["raw_output"] for r in remote] == [r["raw_output"] for r in local]
@@ -300,7 +302,7 @@ def test_a_served_student_that_is_not_there_fails_with_its_name(p):
     with CompletionsServer(folder, name="something-else") as server:
         remote_p = params.validate({**p.to_dict(), "student_base_url": server.base_url}, "test")
         with pytest.raises(Exception, match="CoTD"):
-            students.predict(remote_p, "CoTD", folder, {"toy": [Problem("t1", "toy", "2 + 2?", 4)]}, ("cot",),
+            generation.predict(remote_p, "CoTD", folder, {"toy": [Problem("t1", "toy", "2 + 2?", 4)]}, ("cot",),
                              progress=False)
 
 
@@ -320,17 +322,17 @@ def test_etd_generated_as_needed_gives_the_fallback_of_every_thought(p):
         return script[triggers[trigger]].get(i, "ans = (")
 
     sets = {"toy": [Problem(f"q{i}", "toy", f"What is {i} + 1 ?", i + 1) for i in range(6)]}
-    folder, budget = students.models.resolve("tiny-llama"), {"cot": 12, "pot": 10, "eot": 10}
+    folder, budget = generation.models.resolve("tiny-llama"), {"cot": 12, "pot": 10, "eot": 10}
     with CompletionsServer(None, name="ETD", reply=reply) as server:
         served = params.validate({**p.to_dict(), "student_base_url": server.base_url, "etd_generation": "fallback"},
                                  "test")
-        lazy = students.predict_as_needed(served, "ETD@0", folder, sets, protocol.METHODS["ETD"], progress=False,
+        lazy = generation.predict_as_needed(served, "ETD@0", folder, sets, protocol.METHODS["ETD"], progress=False,
                                           max_new_tokens=budget)
         assert server.hits == 11
         assert sorted((r["question_id"], r["thought"]) for r in lazy) == sorted(
             [(f"q{i}", "pot") for i in range(6)] + [("q3", "eot"), ("q4", "eot"), ("q5", "eot"),
                                                    ("q4", "cot"), ("q5", "cot")])
-        every = students.predict(served, "ETD@0", folder, sets, protocol.METHODS["ETD"], progress=False,
+        every = generation.predict(served, "ETD@0", folder, sets, protocol.METHODS["ETD"], progress=False,
                                  max_new_tokens=budget)
         assert server.hits == 18  # the 11 written as needed come from the cache
     _, lazy_rows, lazy_acc = evaluate.run(lazy, served)

@@ -54,14 +54,14 @@ def out(tmp_path):
 
 def test_synthesis_and_verification_count_per_type_with_reject_reasons(out):
     text = summaries.synthesis(out)
-    assert ("wrote 30 rationales for 10 training questions (7 `gsm_symbolic`, 3 `svamp` (training fold)); 26/30 "
-            "(86.7 %) verified and 26 kept") in text
-    assert "not an LLM" in text
-    assert "- PoT: 7/10 (70.0 %) verified; rejected: `timeout` × 2, `runtime_error` × 1" in text
-    assert "- EoT: 10/10 (100.0 %) verified; rejected: none" in text
+    assert ("wrote 30/30 (100.0 %) requested rationales for 10 training questions (7 `gsm_symbolic`, 3 `svamp` "
+            "(training fold)); 02 verifies them") in text
+    assert "not an LLM" in text and "- PoT: 10/10 (100.0 %) written" in text
     text = summaries.verification(out)
     assert text.startswith("**02 · Verification.** 26/30 (86.7 %) rationales pass")
+    assert "; 26 kept for training" in text
     assert "- CoT: 9/10 (90.0 %); rejected: `wrong_answer` × 1" in text
+    assert "- PoT: 7/10 (70.0 %); rejected: `timeout` × 2, `runtime_error` × 1" in text
     assert "none of the 10 verified rationales is relational" in text and "two spellings of one calculation" in text
 
 

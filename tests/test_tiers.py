@@ -26,7 +26,7 @@ def test_new_and_unknown_keys_never_break_the_table(tmp_path):
         "# A tier from the future. With keys Params may not know yet.\n"
         "train_dataset: gsm8k_train\ntrain_questions: 100\n"
         "train_extra: {svamp: 300, asdiv: null}\n"
-        "method_seeds: {PoTD: [0, 1, 2]}\ntrain_seeds: {EoTD: 2}\n"
+        "train_seeds: {PoTD: [0, 1, 2], EoTD: 2}\n"
         "methods: [CoTD, PoTD, EoTD]\nevaluate_base: false\n"
         "eval_sets: [gsm8k_test, svamp]\neval_limit: null\neval_limits: {svamp: 50}\n"
         "ablation_thought_mixes: false\nablation_size_methods: []\nablation_style_methods: []\n"

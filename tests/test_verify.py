@@ -41,7 +41,7 @@ def test_verify_many_keeps_order_across_kinds():
 
 def test_bad_inputs_give_verdicts():
     verdicts = verify_many([("lisp", "(+ 1 2)", 3), ("pot", "", 1), ("eot", None, 1)])
-    assert [v.reason for v in verdicts] == ["unknown_kind", "no_answer", "no_answer"]
+    assert [v.reason for v in verdicts] == ["unknown_thought", "no_answer", "no_answer"]
 
 
 def test_float_answer_within_tolerance():
@@ -53,11 +53,10 @@ def test_summary_counts_verified_relational_eot_apart_from_forward_calculations(
     forward = "bird = x\nstep_1 = 3 * 4\nbird = step_1 + 26\nans = bird"
     relational = "meals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals"
     wrong_relational = "meals = x\npackages = 8 * meals\npackages + meals = 28\nans = meals"
-    rows = [{"kind": "eot", "rationale": forward, "gold": 38}, {"kind": "eot", "rationale": relational, "gold": 3},
-            {"kind": "eot", "rationale": wrong_relational, "gold": 3},
-            {"kind": "pot", "rationale": "ans = 38", "gold": 38}]
-    from eotd.verify import summarize, verify_records
+    rows = [("eot", forward, 38), ("eot", relational, 3), ("eot", wrong_relational, 3), ("pot", "ans = 38", 38)]
+    from eotd.verify import summarize
 
-    summary = summarize(verify_records(rows))
+    summary = summarize([{"thought": t, "rationale": r, "correct": v.correct, "reason": v.reason}
+                         for (t, r, _), v in zip(rows, verify_many(rows))])
     assert (summary["eot"]["total"], summary["eot"]["verified"], summary["eot"]["relational"]) == (3, 2, 1)
     assert summary["pot"]["relational"] == 0 and summary["pot"]["verified"] == 1

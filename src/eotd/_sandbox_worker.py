@@ -95,8 +95,8 @@ def _encode(value) -> dict:
         (value,) if isinstance(value, int) else ()
     if any(abs(p).bit_length() > MAX_DIGITS * 3.33 for p in parts):
         return {"reason": "too_large", "detail": f"ans has more than {MAX_DIGITS} digits"}
-    kind = "float" if isinstance(value, float) else "exact"
-    return {"reason": "ok", "type": kind, "value": repr(value) if kind == "float" else str(value)}
+    number = "float" if isinstance(value, float) else "exact"
+    return {"reason": "ok", "type": number, "value": repr(value) if number == "float" else str(value)}
 
 
 def _run_pot(source: str, violations: list) -> dict:
@@ -249,7 +249,7 @@ def _child(job: dict, workdir: str, out_fd: int) -> None:
     try:
         _lock_down(job, workdir)
         _install_audit_hook(workdir, violations)
-        runner = _run_pot if job["kind"] == "pot" else _run_eot
+        runner = _run_pot if job["thought"] == "pot" else _run_eot
         result = runner(job["source"], violations)
     except SyntaxError as exc:
         result = {"reason": "syntax_error", "detail": f"line {exc.lineno}: {exc.msg}"}
@@ -353,7 +353,7 @@ def main() -> None:
     out.flush()
     for line in sys.stdin:
         job = json.loads(line)
-        reply = {"reason": "ok", "layers": LAYERS} if job.get("kind") == "describe" else _run_job(job, tmp_root)
+        reply = {"reason": "ok", "layers": LAYERS} if job.get("describe") else _run_job(job, tmp_root)
         out.write(json.dumps(reply) + "\n")
         out.flush()
 

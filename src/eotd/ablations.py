@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from eotd import evalsets, evaluate, protocol, students
+from eotd import evalsets, evaluate, generation, protocol, students
 from eotd.data import Problem
 from eotd.params import Params
 
@@ -46,8 +46,8 @@ def first_k(rows: list[dict], k: int) -> list[dict]:
 
 def commented_rows(p: Params, rows: list[dict]) -> list[dict]:
     """The same questions' rationales in the annotation teacher's commented style (each step preceded by its gold
-    sentence, computed numbers included), verified like 01; only questions whose commented rationale verifies."""
-    from eotd import synthesis
+    sentence, computed numbers included), verified like 02; only questions whose commented rationale verifies."""
+    from eotd import synthesis, verification
     from eotd.teachers.annotation import AnnotationTeacher
 
     wanted = {(r["question_id"], r["thought"]) for r in rows}
@@ -56,9 +56,8 @@ def commented_rows(p: Params, rows: list[dict]) -> list[dict]:
     requests = [rq for rq in synthesis.requests_for(problems, sorted({r["thought"] for r in rows}), 1)
                 if (rq.question_id, rq.thought) in wanted]
     completions = [c for _, c in teacher.complete(requests)]
-    built = synthesis.build_rows(problems, requests, completions, teacher,
-                                 {"timeout": p.verify_timeout, "memory_mb": p.verify_memory_mb}, progress=False)
-    return synthesis.kept_rows(built)
+    built = synthesis.build_rows(problems, requests, completions, teacher)
+    return verification.kept_rows(verification.verify_rows(built, p, progress=False))
 
 
 def variants(p: Params, splits) -> list[Variant]:
@@ -110,9 +109,9 @@ def run(p: Params, splits, sets: dict[str, list[Problem]], progress: bool = True
             trained[v.label] = students.fit(p, v.label, list(v.rows), progress)
         # the main budget (so the main students' generations are reused), raised where this variant's own
         # rationales are longer (the commented style)
-        own = students.generation_budget(p, {"etd": list(v.rows)})
+        own = generation.token_budget(p, {"etd": list(v.rows)})
         budget = {t: max((max_new_tokens or {}).get(t, 0), own[t]) for t in v.thoughts}
-        outputs = students.predict(p, v.label, str(trained[v.label].path), sets, v.thoughts, progress=progress,
+        outputs = generation.predict(p, v.label, str(trained[v.label].path), sets, v.thoughts, progress=progress,
                                    max_new_tokens=budget)
         _, _, table = evaluate.run(outputs, p)
         tables.append(table.assign(ablation=v.ablation, variant=v.variant, train_examples=len(v.rows)))

@@ -1,7 +1,7 @@
 """From raw student outputs to answers, ETD combination strategies and the accuracy table.
 
 How ETD combines its three thought types at test time is unknown (paper §4), so `combine` reports every candidate:
-each trigger alone, fallback chains (next thought only when the previous one produced no answer) and a majority vote
+each trigger alone, fallback chains (next thought only when the previous one gave no answer) and a majority vote
 (or the fallback chains alone, when only the thoughts they read were generated).
 No strategy ever looks at the gold answer to choose; gold is only used to mark the chosen answer right or wrong.
 """
@@ -14,29 +14,29 @@ import pandas as pd
 
 from eotd.answers import Number, numbers_equal, to_json
 from eotd.params import Params
-from eotd.report import method_order
 from eotd.protocol import (ACCURACY_COLUMNS, DEFAULT_FALLBACK, SEED_COLUMNS, THOUGHTS, VOTE,
-                           fallback_strategy, split_label)
+                           fallback_strategy, method_order, split_label)
 from eotd.stats import Runs, components, difference, holm, mean_interval
 from eotd.verify import verify_many
 
-PRODUCED = frozenset({"ok", "wrong_answer"})
+ANSWERED = frozenset({"ok", "wrong_answer"})  # verdicts of an output that gave an answer, right or wrong
 
 
 def score(outputs: list[dict], timeout: float = 5.0, memory_mb: int = 512, progress: bool = False) -> list[dict]:
-    """Each output verified as its thought type in one verify_many batch.
+    """Each output verified as its thought type, in one verify_many batch; an output that already carries its
+    verdict (generation.predict_as_needed scores ETD's fallback rounds as it goes) keeps it: none is verified twice.
 
-    Adds answer (to_json text or None), reason, detail, correct and produced (an answer came out, right or wrong).
+    Adds answer (to_json text or None), reason, detail, correct and answered (an answer came out, right or wrong).
     """
-    verdicts = verify_many(
-        ((o["thought"], o["output"], o["gold"]) for o in outputs),
-        timeout=timeout, memory_mb=memory_mb, progress=progress,
-    )
-    return [
-        {**o, "answer": to_json(v.answer), "reason": v.reason, "detail": v.detail,
-         "correct": bool(v.correct), "produced": v.reason in PRODUCED}
-        for o, v in zip(outputs, verdicts)
-    ]
+    todo = [o for o in outputs if "reason" not in o]
+    verdicts = iter(verify_many(((o["thought"], o["output"], o["gold"]) for o in todo),
+                                timeout=timeout, memory_mb=memory_mb, progress=progress))
+    return [o if "reason" in o else _scored(o, next(verdicts)) for o in outputs]
+
+
+def _scored(output: dict, v) -> dict:
+    return {**output, "answer": to_json(v.answer), "reason": v.reason, "detail": v.detail,
+            "correct": bool(v.correct), "answered": v.reason in ANSWERED}
 
 
 def _from_json(text: str | None) -> Number | None:
@@ -61,18 +61,18 @@ def _fallback(key, gold, by_thought: dict[str, dict], order: list[str]) -> dict:
     strategy = fallback_strategy(order)
     for thought in order:
         rec = by_thought.get(thought)
-        if rec is not None and rec["produced"]:
+        if rec is not None and rec["answered"]:
             return _row(key, gold, strategy, thought, rec["answer"], rec["reason"], rec["correct"])
-    return _row(key, gold, strategy, None, None, "none_produced", False)
+    return _row(key, gold, strategy, None, None, "none_answered", False)
 
 
 def _vote(key, gold, by_thought: dict[str, dict], tie_order: list[str]) -> dict:
     rank = {t: i for i, t in enumerate(list(tie_order) + [k for k in THOUGHTS if k not in tie_order])}
-    produced = sorted((t for t, r in by_thought.items() if r["produced"]), key=lambda t: (rank.get(t, len(rank)), t))
+    answered = sorted((t for t, r in by_thought.items() if r["answered"]), key=lambda t: (rank.get(t, len(rank)), t))
     # Groups are built in tie order, so each group's first member is its earliest thought and, with a stable max,
     # the earliest-created group wins a tie. numbers_equal is tolerant, hence compare with the group's first member.
     groups: list[list[str]] = []
-    for thought in produced:
+    for thought in answered:
         value = _from_json(by_thought[thought]["answer"])
         for group in groups:
             if numbers_equal(value, _from_json(by_thought[group[0]]["answer"])):
@@ -81,7 +81,7 @@ def _vote(key, gold, by_thought: dict[str, dict], tie_order: list[str]) -> dict:
         else:
             groups.append([thought])
     if not groups:
-        return _row(key, gold, VOTE, None, None, "none_produced", False)
+        return _row(key, gold, VOTE, None, None, "none_answered", False)
     winner = max(groups, key=len)
     rec = by_thought[winner[0]]
     return _row(key, gold, VOTE, "+".join(winner), rec["answer"], rec["reason"], rec["correct"])
@@ -94,7 +94,7 @@ def combine(
 ) -> list[dict]:
     """Rows per (dataset, method, question_id) and strategy: each thought alone, then (only when more than one
     thought is present) each fallback order and "vote". Outputs generated only as a fallback needs them
-    (students.predict_as_needed marks them "as_needed") give the fallback rows alone.
+    (generation.predict_as_needed marks them "as_needed") give the fallback rows alone.
     Fields: strategy, thought_used, answer, reason, correct."""
     groups: dict[tuple, dict[str, dict]] = {}
     for rec in scored:
@@ -262,11 +262,11 @@ def no_answer_table(scored: list[dict]) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=["outputs", "without answer", "without answer %"])
     keys = ["method", "thought"]
-    produced = frame["produced"].astype(bool)
+    answered = frame["answered"].astype(bool)
     table = pd.DataFrame({"outputs": frame.groupby(keys).size(),
-                          "without answer": (~produced).groupby([frame[k] for k in keys]).sum()})
+                          "without answer": (~answered).groupby([frame[k] for k in keys]).sum()})
     table["without answer %"] = (100 * table["without answer"] / table["outputs"]).round(1)
-    failed = frame[~produced]
+    failed = frame[~answered]
     if len(failed):
         reasons = failed.groupby([*keys, "reason"]).size().unstack(fill_value=0)
         table = table.join(reasons[sorted(reasons.columns, key=lambda r: -reasons[r].sum())]).fillna(0)

@@ -15,16 +15,18 @@ from pathlib import Path
 import yaml
 
 from eotd import paths, protocol
+from eotd.train_config import TrainConfig
 
 
 class ParamsError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Params:
+@dataclass(frozen=True, kw_only=True)
+class Params(TrainConfig):
+    """A run's settings. The training keys (epochs, lr, batch_tokens, ..., seed) are TrainConfig's fields, declared
+    and documented in eotd.train_config; the rest are declared here, stage by stage."""
     name: str  # results go to results/<name>/; defaults to the file's stem
-    seed: int = 0
     data_dir: str | None = None  # local benchmark copy; None = EOTD_DATA_DIR, else the HF hub
     thought_types: list[str] = field(default_factory=lambda: list(protocol.THOUGHTS))
     # data synthesis (01)
@@ -55,25 +57,6 @@ class Params:
     methods: list[str] = field(default_factory=lambda: list(protocol.METHODS))
     etd_data: str = "union"  # "union": every verified rationale of every type (the paper); "one_per_question": ETD
     # sees each question once, types dealt round-robin: the same training budget as CoTD/PoTD/EoTD
-    epochs: float = 1.0
-    lr: float = 5e-5
-    batch_size: int = 8  # examples per micro-batch when batch_tokens is None
-    batch_tokens: int | None = None  # token budget per micro-batch (padded); None = batch_size examples
-    grad_accum: int = 1
-    max_source_len: int = 256
-    max_target_len: int = 256
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0  # gradient clipping; None or 0 = off
-    mixed_precision: str = "auto"  # "auto" = bf16 autocast where the hardware has it, else "no"; or "bf16" / "no"
-    checkpoint_every: int = 50  # optimizer steps (0 = by time only)
-    checkpoint_minutes: float | None = None  # also checkpoint when this much wall time passed since the last one
-    # training curves (loss, lr, tokens/s per step) through accelerate's trackers: "tensorboard" writes them next to
-    # the student in the cache (`make tensorboard`), "none" turns them off; "wandb" etc. pass through to accelerate
-    log_with: str = "tensorboard"
-    # PEFT LoRA instead of a full fine-tune: adapters of this rank on every linear layer, merged into the saved student
-    lora_rank: int = 0  # 0 = full fine-tune
-    lora_alpha: float = 32.0  # the update is scaled by lora_alpha / lora_rank
     # training seeds (data order) per method: {PoTD: [0, 1, 2]}; a method not named trains once, with `seed`
     train_seeds: dict[str, list[int]] = field(default_factory=dict)
     # evaluation (04)
@@ -82,7 +65,7 @@ class Params:
     eval_limit: int | None = 50  # problems per set: a seeded sample, the same for every method; None = all
     eval_limits: dict[str, int] = field(default_factory=dict)  # per-set overrides of eval_limit
     skip_missing_sets: bool = False  # a named set that cannot be loaded is an error, unless this is true
-    max_new_tokens: int = 256  # cap; each thought type gets its longest training rationale + 25% (students.generation_budget)
+    max_new_tokens: int = 256  # cap; each thought type gets its longest training rationale + 25% (generation.token_budget)
     eval_batch_size: int = 16  # most prompts per generation batch
     eval_batch_tokens: int | None = None  # token budget per generation batch: prompts x (longest prompt + new tokens)
     student_base_url: str | None = None  # evaluate through an OpenAI-compatible completions endpoint (vllm serve ...)
@@ -104,7 +87,8 @@ class Params:
     ablation_eval_sets: list[str] = field(default_factory=lambda: ["gsm_symbolic_template", "gsm8k_test"])
     ablation_eval_limit: int | None = 30
     # verification (02)
-    rationales_file: str | None = None  # JSONL of {question_id, kind, rationale, gold}; None = the synthesis output
+    # JSONL of {question_id, question, thought, rationale, gold}: verified and trained on instead of 01's rationales
+    rationales_file: str | None = None
     verify_timeout: float = 5.0  # seconds per PoT program / EoT system
     verify_memory_mb: int = 512
 

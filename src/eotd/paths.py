@@ -36,10 +36,10 @@ def results_dir(name: str | None = None) -> Path:
     return path
 
 
-def cache_dir(kind: str | None = None) -> Path:
+def cache_dir(part: str | None = None) -> Path:
     """.cache/ (or EOTD_CACHE_DIR) for teacher responses, models and checkpoints; never in git."""
     base = _env_path("EOTD_CACHE_DIR", ROOT / ".cache")
-    path = base / kind if kind else base
+    path = base / part if part else base
     path.mkdir(parents=True, exist_ok=True)
     return path
 

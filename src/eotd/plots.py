@@ -35,10 +35,11 @@ def verdicts(per_type: dict[str, dict], title: str) -> plt.Figure:
 import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from eotd.protocol import ACCURACY_COLUMNS, THOUGHT_MIXES  # noqa: E402
+from eotd.protocol import (  # noqa: E402
+    ACCURACY_COLUMNS, THOUGHT_MIXES, headline_strategies, is_headline, method_order, require_columns,
+)
 from eotd.report import (  # noqa: E402
-    ablation_headline, dataset_order, headline, headline_strategies, is_headline, method_order, require_columns,
-    run_params, setting_line, strategy_order,
+    ablation_headline, dataset_order, headline, run_params, setting_line, strategy_order,
 )
 
 
@@ -305,9 +306,9 @@ def reference_table(acc: pd.DataFrame, run_info: dict) -> pd.DataFrame:
     rows = headline(acc)
     params = run_params(run_info or {})
     name = (run_info or {}).get("params_name") or params.get("name") or "?"
-    ours = rows.assign(kind="ours", setting=setting_line(params, {}),
+    ours = rows.assign(origin="ours", setting=setting_line(params, {}),
                        source=f"results/{name}/accuracy.csv", comparable=True)
-    refs = pd.DataFrame(REFERENCES).assign(kind="reference", comparable=False)
-    columns = ["kind", "method", "strategy", "dataset", "n", "accuracy", "ci_low", "ci_high", "setting", "source",
+    refs = pd.DataFrame(REFERENCES).assign(origin="published", comparable=False)
+    columns = ["origin", "method", "strategy", "dataset", "n", "accuracy", "ci_low", "ci_high", "setting", "source",
                "comparable"]
     return pd.concat([ours, refs], ignore_index=True).reindex(columns=columns)

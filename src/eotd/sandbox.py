@@ -34,7 +34,7 @@ _GRACE = 10.0  # beyond a job's own timeout, before the worker itself is conside
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # "pot" or "eot"
+    thought: str  # "pot" or "eot"
     source: str
     timeout: float = 5.0
     memory_mb: int = 512
@@ -148,7 +148,7 @@ class Sandbox:
         """The isolation layers active in this pool's workers: layer -> what it does, or why it is off."""
         worker = self._idle.get()
         try:
-            return worker.ask({"kind": "describe"}, _START_TIMEOUT)["layers"]
+            return worker.ask({"describe": True}, _START_TIMEOUT)["layers"]
         finally:
             self._idle.put(worker)
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from eotd.protocol import BASELINE, THOUGHT_LABELS
-from eotd.report import (ablation_headline, dataset_order, headline, headline_strategies, interval, is_headline,
-                         method_order, read_json)
+from eotd.protocol import BASELINE, THOUGHT_LABELS, headline_strategies, is_headline, method_order
+from eotd.report import ablation_headline, dataset_order, headline, interval, read_json
 
 
 def _share(part: int, whole: int) -> str:
@@ -24,37 +23,35 @@ def _reasons(reasons: dict[str, int], k: int = 3) -> str:
 
 
 def synthesis(out: Path) -> str:
-    """01: the teacher, how many rationales it wrote and how many survived verification, per thought type."""
+    """01: the teacher, and how many rationales it wrote per thought type."""
     s = read_json(Path(out) / "synthesis_summary.json")
     types = s["types"]
-    kind = "an LLM" if s["teacher_is_llm"] else "not an LLM: rationales derived from gold worked solutions"
-    generated = sum(t["generated"] for t in types.values())
-    verified = sum(t["verified"] for t in types.values())
+    what = "an LLM" if s["teacher_is_llm"] else "not an LLM: rationales derived from gold worked solutions"
     sources = s.get("sources") or {s["train_dataset"]: s["questions"]}
     where = ", ".join(f"{n} `{name}`" + ("" if name == s["train_dataset"] else " (training fold)")
                       for name, n in sources.items())
-    lines = [f"**01 · Data synthesis.** Teacher `{s['teacher']}` ({kind}) wrote {generated} rationales for "
-             f"{s['questions']} training questions ({where}); {_share(verified, generated)} verified "
-             f"and {s['etd_kept']} kept for training."]
-    lines += [f"- {THOUGHT_LABELS[t]}: {_share(v['verified'], v['generated'])} verified; rejected: "
-              f"{_reasons(v['reasons'])}"
-              for t, v in types.items()]
+    lines = [f"**01 · Data synthesis.** Teacher `{s['teacher']}` ({what}) wrote "
+             f"{_share(sum(t['generated'] for t in types.values()), sum(t['requested'] for t in types.values()))} "
+             f"requested rationales for {s['questions']} training questions ({where}); 02 verifies them."]
+    lines += [f"- {THOUGHT_LABELS[t]}: {_share(v['generated'], v['requested'])} written" for t, v in types.items()]
     lines.append(f"- Teacher calls this run: {s['new_teacher_calls']}, {s['tokens']['total']:,} tokens, "
                  f"${s['cost']:.2f}{' (stopped by the budget cap)' if s['stopped_by_budget'] else ''}.")
     return "\n".join(lines)
 
 
 def verification(out: Path) -> str:
-    """02: acceptance per thought type and the commonest reasons for rejection."""
+    """02: acceptance per thought type, the commonest reasons for rejection, and what is kept for training."""
     v = read_json(Path(out) / "verification_summary.json")
     total = sum(t["total"] for t in v.values())
     verified = sum(t["verified"] for t in v.values())
+    kept = read_json(Path(out) / "synthesis_summary.json").get("etd_kept")
     lines = [f"**02 · Verification.** {_share(verified, total)} rationales pass their verifier (CoT: the answer "
-             "read from the text; PoT: the program run in the sandbox; EoT: the system solved by sympy)."]
+             "read from the text; PoT: the program run in the sandbox; EoT: the system solved by sympy)"
+             + (f"; {kept} kept for training (exact duplicates dropped)." if kept is not None else ".")]
     lines += [f"- {THOUGHT_LABELS[t]}: {_share(s['verified'], s['total'])}; rejected: {_reasons(s['reasons'])}"
               for t, s in v.items()]
-    kind = eot_kind(out)
-    return "\n".join(lines + ([f"- {kind}"] if kind else []))
+    eot = eot_kind(out)
+    return "\n".join(lines + ([f"- {eot}"] if eot else []))
 
 
 def eot_kind(out: Path) -> str:
@@ -144,12 +141,12 @@ def evaluation(out: Path) -> str:
     lines += _seed_lines(out, chosen)
     lines += _comparison_lines(out)
     lines += _design_lines(out)
-    if "EoTD" in chosen and (kind := eot_kind(out)):
-        lines.append(f"- {kind}")
+    if "EoTD" in chosen and (eot := eot_kind(out)):
+        lines.append(f"- {eot}")
     stage = read_json(out / "run.json").get("stages", {}).get("04_evaluation", {})
     domains = stage.get("domains") or {}
     if domains:
-        lines.append("- Domains: " + "; ".join(f"`{d}` {kind}" for d, kind in domains.items()) + ".")
+        lines.append("- Domains: " + "; ".join(f"`{d}` {domain}" for d, domain in domains.items()) + ".")
     contamination = stage.get("contamination", [])
     removed = [c for c in contamination if c["n_overlap"]]
     lines.append("- Decontamination: " + ("; ".join(f"{c['n_overlap']} of {c['n_eval']} `{c['eval_set']}` items "
@@ -273,7 +270,7 @@ def plots(out: Path) -> str:
     lines = [f"**06 · Plots.** {len(figures)} figure{'' if len(figures) == 1 else 's'}: "
              + ", ".join(f"`{f}`" for f in figures) + "."]
     if reference is not None:
-        refs = reference[reference["kind"] == "reference"]
+        refs = reference[reference["origin"] == "published"]
         lines.append(f"- `reference_comparison.csv` puts our headline rows beside {len(refs)} published numbers "
                      "(other students, teachers and hardware: context, not comparable).")
     return "\n".join(lines)

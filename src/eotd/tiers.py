@@ -19,7 +19,6 @@ import yaml
 from eotd import paths, records
 
 START, END = "<!-- tiers:start -->", "<!-- tiers:end -->"
-SEED_KEYS = ("train_seeds", "method_seeds")  # method -> seeds (a list, or how many)
 
 
 def defaults() -> dict:
@@ -114,16 +113,9 @@ def student(s: dict) -> str:
     return out
 
 
-def _seeds(s: dict) -> dict:
-    found = {}
-    for key in SEED_KEYS:
-        if isinstance(s.get(key), dict):
-            found.update(s[key])
-    return found
-
-
 def methods(s: dict) -> str:
-    seeds, parts = _seeds(s), []
+    seeds, parts = s.get("train_seeds"), []  # method -> seeds (a list, or how many)
+    seeds = seeds if isinstance(seeds, dict) else {}
     listed = s.get("methods") or []
     for method in listed if isinstance(listed, (list, tuple)) else [listed]:
         part = str(method)

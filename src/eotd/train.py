@@ -46,33 +46,13 @@ import torch
 from eotd import console, models, records
 from eotd.machine import bf16_supported
 from eotd.protocol import CHECKPOINT_DIR, DONE_FILE, FINAL_DIR, student_input
+from eotd.train_config import TrainConfig
 
 STATE_FILE = "eotd_train_state.json"
 TENSORBOARD_DIR = "tensorboard"  # out_dir/tensorboard/eotd: the run's TensorBoard event files
 UNHASHED = ("log_with",)  # TrainConfig fields that do not change the trained model, so not the run hash either
 LORA_FIELDS = ("lora_rank", "lora_alpha")  # hashed only when LoRA is on: full fine-tunes keep their earlier hashes
 MEGA_BATCH = 50  # batches per length-sorting window
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: float = 1.0
-    lr: float = 5e-5
-    batch_size: int = 8  # examples per micro-batch (when batch_tokens is None)
-    batch_tokens: int | None = None  # token budget per micro-batch: as many examples as fit, counted padded
-    grad_accum: int = 1
-    max_source_len: int = 256
-    max_target_len: int = 256
-    seed: int = 0
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    checkpoint_every: int = 50  # optimizer steps (0 = off)
-    checkpoint_minutes: float | None = None  # also checkpoint once this much wall time passed since the last one
-    mixed_precision: str = "auto"  # "auto" = bf16 where the hardware supports it (CPU avx512_bf16, or CUDA), else "no"
-    max_grad_norm: float | None = 1.0  # gradient clipping (None/0 = off)
-    log_with: str = "tensorboard"  # accelerate tracker for the training curves ("none" = off); not in the run hash
-    lora_rank: int = 0  # > 0: train PEFT LoRA adapters of this rank on every linear layer instead of all weights
-    lora_alpha: float = 32.0  # LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank)
 
 
 @dataclass

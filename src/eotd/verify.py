@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from eotd import console
-from eotd.answers import MAX_DIGITS, Number, extract_answer, numbers_equal, parse_number, to_json
+from eotd.answers import MAX_DIGITS, Number, extract_answer, numbers_equal, parse_number
 from eotd.equations import is_relational
 from eotd.protocol import THOUGHTS
 from eotd.sandbox import Job, Outcome, Sandbox, shared_sandbox
-
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def verify_many(
     sandbox: Sandbox | None = None,
     progress: bool = False,
 ) -> list[Verdict]:
-    """Verify (kind, rationale, gold) tuples in parallel; verdicts come back in input order.
+    """Verify (thought, rationale, gold) tuples in parallel; verdicts come back in input order.
 
     A rationale that is not text (None, bytes) or a timeout / memory limit out of range is a caller's error and
     raises before anything runs; anything a model wrote gets a verdict.
@@ -70,17 +69,17 @@ def verify_many(
                             f"{type(rationale).__name__}; decode bytes first, e.g. .decode('utf-8')")
     outcomes: list[Outcome | None] = [None] * len(items)
     jobs, slots = [], []
-    for i, (kind, rationale, _) in enumerate(items):
-        if kind not in THOUGHTS:
-            outcomes[i] = Outcome(None, "unknown_kind", f"kind must be one of {THOUGHTS}, got {kind!r}")
+    for i, (thought, rationale, _) in enumerate(items):
+        if thought not in THOUGHTS:
+            outcomes[i] = Outcome(None, "unknown_thought", f"the thought type must be one of {THOUGHTS}, got {thought!r}")
         elif rationale is None or not rationale.strip():
             outcomes[i] = Outcome(None, "no_answer", "empty rationale")
-        elif kind != "cot" and len(rationale) > MAX_PROGRAM_CHARS:
+        elif thought != "cot" and len(rationale) > MAX_PROGRAM_CHARS:
             outcomes[i] = Outcome(None, "too_long", f"{len(rationale):,} characters (at most {MAX_PROGRAM_CHARS:,})")
-        elif kind == "cot":
+        elif thought == "cot":
             outcomes[i] = _read_cot(rationale)
         else:
-            jobs.append(Job(kind, rationale, timeout, memory_mb))
+            jobs.append(Job(thought, rationale, timeout, memory_mb))
             slots.append(i)
     if jobs:
         done = (sandbox or shared_sandbox()).imap(jobs)
@@ -98,30 +97,21 @@ def _check_limits(timeout, memory_mb) -> None:
         raise ValueError(f"verify_many: memory_mb must be a whole number of MiB in [{low}, {high}], got {memory_mb!r}")
 
 
-def verify(kind: str, rationale: str, gold, **options) -> Verdict:
-    """Verify one rationale of `kind` ("cot", "pot" or "eot") against the gold answer."""
-    return verify_many([(kind, rationale, gold)], **options)[0]
-
-
-def verify_records(rows: list[dict], **options) -> list[dict]:
-    """Rows with kind, rationale and gold, returned with answer, correct, reason and detail added."""
-    verdicts = verify_many(((r["kind"], r["rationale"], r["gold"]) for r in rows), **options)
-    return [
-        {**row, "answer": to_json(v.answer), "correct": v.correct, "reason": v.reason, "detail": v.detail}
-        for row, v in zip(rows, verdicts)
-    ]
+def verify(thought: str, rationale: str, gold, **options) -> Verdict:
+    """Verify one rationale of a thought type ("cot", "pot" or "eot") against the gold answer."""
+    return verify_many([(thought, rationale, gold)], **options)[0]
 
 
 def summarize(verified: list[dict]) -> dict:
-    """Per kind: how many rationales, how many verified, the reasons for each verdict, and how many verified EoT
-    rationales are relational (equations a solver inverts, equations.is_relational) rather than a forward
-    calculation spelled as equations (0 for the other kinds)."""
+    """Per thought type (rows with thought, rationale, correct and reason): how many rationales, how many verified,
+    the reasons for each verdict, and how many verified EoT rationales are relational (equations a solver inverts,
+    equations.is_relational) rather than a forward calculation spelled as equations (0 for the other types)."""
     summary: dict[str, dict] = {}
     for row in verified:
-        entry = summary.setdefault(row["kind"], {"total": 0, "verified": 0, "relational": 0, "reasons": {}})
+        entry = summary.setdefault(row["thought"], {"total": 0, "verified": 0, "relational": 0, "reasons": {}})
         entry["total"] += 1
         entry["verified"] += bool(row["correct"])
-        entry["relational"] += bool(row["correct"] and row["kind"] == "eot" and is_relational(row["rationale"]))
+        entry["relational"] += bool(row["correct"] and row["thought"] == "eot" and is_relational(row["rationale"]))
         entry["reasons"][row["reason"]] = entry["reasons"].get(row["reason"], 0) + 1
     for entry in summary.values():
         entry["acceptance"] = entry["verified"] / entry["total"]

@@ -67,7 +67,7 @@ class Prompt:
             lines.pop(0)
         text = "\n".join(lines)
         fences = list(_FENCE.finditer(text))
-        # PoT: keep the first fenced block wherever it is; other kinds: only unwrap a reply that is one fenced block.
+        # PoT: keep the first fenced block wherever it is; CoT and EoT: only unwrap a reply that is one fenced block.
         if fences and (self.thought == "pot" or fences[0].start() == 0):
             end = fences[1].start() if len(fences) > 1 else len(text)
             text = text[fences[0].end():end]

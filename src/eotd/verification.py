@@ -1,0 +1,187 @@
+"""Stage 02, verification: every rationale is verified once, and the verified ones become the students' training data.
+
+Input: the teacher's rationales that 01 wrote, or an outside set (params `rationales_file`: JSONL of
+{question_id, question, thought, rationale, gold}). Output: `verified.jsonl` and `verification_summary.json` in
+results/<name>/, the verdicts added to 01's `synthesis_summary.json`, and the training splits in the cache (one per
+thought type, plus "etd", all types mixed) that 03 trains from. `python -m eotd.verification params/X.yaml` runs the
+stage outside a notebook.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from eotd import paths, records, synthesis
+from eotd.answers import to_json
+from eotd.params import Params
+from eotd.params import load as load_params
+from eotd.verify import summarize, verify_many
+
+SUMMARY = "verification_summary.json"
+VERIFIED = "verified.jsonl"
+FILE_FIELDS = ("question_id", "question", "thought", "rationale", "gold")  # a rationales_file's required keys
+
+
+class VerificationError(RuntimeError):
+    """A thought type ended with no verified rationale: there is nothing to train its student on."""
+
+
+def read(p: Params) -> tuple[Path, list[dict]]:
+    """(where they come from, rows): the params' rationales_file, else what 01 wrote, of p.thought_types."""
+    if p.rationales_file:
+        source = paths.project_path(p.rationales_file)
+        rows = [{"sample_index": 0, "error": None, **r} for r in records.read_jsonl(source, required=FILE_FIELDS)]
+    else:
+        source = synthesis.folder(p) / "rationales.jsonl"
+        rows = synthesis.read_rationales(p)
+    return source, [r for r in rows if r["thought"] in p.thought_types]
+
+
+def verify_rows(rows: list[dict], p: Params, progress: bool = True) -> list[dict]:
+    """The rows with their verdict (answer, correct, reason, detail); a request the teacher failed is not verified,
+    its reason is "teacher:<error>"."""
+    written = [r for r in rows if r["rationale"] is not None]
+    verdicts = iter(verify_many(((r["thought"], r["rationale"], r["gold"]) for r in written),
+                                timeout=p.verify_timeout, memory_mb=p.verify_memory_mb, progress=progress))
+    out = []
+    for row in rows:
+        if row["rationale"] is None:
+            out.append({**row, "answer": None, "correct": False, "reason": f"teacher:{row['error']}", "detail": ""})
+        else:
+            v = next(verdicts)
+            out.append({**row, "answer": to_json(v.answer), "correct": v.correct, "reason": v.reason,
+                        "detail": v.detail})
+    return out
+
+
+def kept_rows(rows: list[dict]) -> list[dict]:
+    """Verified rationales, without exact duplicates of the same question and thought type."""
+    seen, kept = set(), []
+    for row in rows:
+        key = (row["question_id"], row["thought"], row["rationale"].strip() if row["rationale"] else None)
+        if row["correct"] and key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
+def _reasons(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def add_verdicts(summary: dict, rows: list[dict], kept: list[dict], thought_types: list[str]) -> dict:
+    """01's synthesis summary with, per thought type, the rationales requested, written, verified and kept and the
+    reasons for every verdict (teacher failures included), and how many rationales ETD may train on."""
+    types = {}
+    for thought in thought_types:
+        mine = [r for r in rows if r["thought"] == thought]
+        types[thought] = {"requested": len(mine), "generated": sum(r["rationale"] is not None for r in mine),
+                          "verified": sum(r["correct"] for r in mine),
+                          "kept": sum(r["thought"] == thought for r in kept), "reasons": _reasons(mine)}
+    items = [(k, v) for k, v in {**summary, "types": types}.items() if k != "etd_kept"]
+    at = [k for k, _ in items].index("types") + 1
+    return dict(items[:at] + [("etd_kept", len(kept))] + items[at:])
+
+
+def check_nonempty(rows: list[dict], kept: list[dict], thought_types: list[str]) -> None:
+    empty = [t for t in thought_types if not any(r["thought"] == t for r in kept)]
+    if empty:
+        def reasons(t: str) -> str:
+            counts = _reasons([r for r in rows if r["thought"] == t])
+            return ", ".join(f"{r} x{n}" for r, n in list(counts.items())[:4]) or "none"
+        lines = "; ".join(f"{t}: {sum(r['thought'] == t for r in rows)} rationales, 0 verified (reasons: "
+                          f"{reasons(t)})" for t in empty)
+        raise VerificationError(f"no verified rationale for {', '.join(empty)} — {lines}. Fix the teacher (see the "
+                                "reasons; a teacher:... reason means its calls failed) or drop the type from "
+                                "thought_types.")
+
+
+def acceptance_table(rows: list[dict], kept: list[dict]):
+    """Per thought type: rationales written, verified and kept, and the acceptance rate."""
+    import pandas as pd
+
+    table = pd.DataFrame({t: {"written": sum(r["thought"] == t and r["rationale"] is not None for r in rows),
+                              "verified": sum(r["thought"] == t and r["correct"] for r in rows),
+                              "kept": sum(r["thought"] == t for r in kept)}
+                          for t in dict.fromkeys(r["thought"] for r in rows)}).T
+    table["acceptance"] = (table["verified"] / table["written"].where(table["written"] > 0)).round(3)
+    return table
+
+
+def train_folder(p: Params) -> Path:
+    return paths.cache_dir("verification") / p.name / "train"
+
+
+def save_splits(kept: list[dict], p: Params) -> Path:
+    """The training data on disk: one split per thought type, plus "etd" (every kept rationale)."""
+    splits = {t: [r for r in kept if r["thought"] == t] for t in p.thought_types}
+    splits["etd"] = kept
+    features = datasets.Dataset.from_list(kept).features
+    data = datasets.DatasetDict({name: datasets.Dataset.from_list(split, features=features)
+                                 for name, split in splits.items()})
+    data.save_to_disk(str(train_folder(p)))
+    return train_folder(p)
+
+
+@dataclass
+class Verification:
+    source: Path
+    rows: list[dict]
+    kept: list[dict]
+    summary: dict  # verification_summary.json: per thought type, total, verified, relational, reasons, acceptance
+
+
+def run(p: Params, progress: bool = True) -> Verification:
+    """The whole stage: rationales -> verdicts -> verified.jsonl, summaries and the training splits."""
+    source, rows = read(p)
+    rows = verify_rows(rows, p, progress)
+    kept = kept_rows(rows)
+    out = paths.results_dir(p.name)
+    summary = summarize([r for r in rows if r["rationale"] is not None])
+    records.write_json(out / SUMMARY, summary)
+    records.write_jsonl(out / VERIFIED, [r for r in rows if r["correct"]])
+    synthesis_summary = out / synthesis.SUMMARY
+    if synthesis_summary.exists():  # absent only when 02 runs alone on a rationales_file
+        teacher = json.loads(synthesis_summary.read_text())
+        if p.rationales_file:
+            teacher["rationales_file"] = paths.relative(source)  # what 02 verified instead of the teacher's
+        records.write_json(synthesis_summary, add_verdicts(teacher, rows, kept, p.thought_types))
+    check_nonempty(rows, kept, p.thought_types)
+    save_splits(kept, p)
+    return Verification(source, rows, kept, summary)
+
+
+def load_train_splits(p: Params) -> datasets.DatasetDict:
+    """The training data `run` wrote: one split per thought type plus "etd" (all types mixed)."""
+    folder = train_folder(p)
+    if not folder.exists():
+        raise FileNotFoundError(f"no verified training data for {p.name!r} at {paths.relative(folder)}; run "
+                                "02_verification first (after 01_data_synthesis)")
+    return datasets.load_from_disk(str(folder))
+
+
+def train_split_files(p: Params) -> list[Path]:
+    """The files of the saved training splits (hashed into later stages' run.json)."""
+    return sorted(f for f in train_folder(p).rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the verification stage on a params file.")
+    parser.add_argument("params_file")
+    args = parser.parse_args()
+    try:
+        result = run(load_params(args.params_file))
+    except (VerificationError, FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"[eotd.verification] {exc}") from None
+    print({t: (s["total"], s["verified"]) for t, s in result.summary.items()})
+
+
+if __name__ == "__main__":
+    main()
