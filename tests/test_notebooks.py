@@ -15,6 +15,7 @@ from eotd import params, paths, protocol, study
 @pytest.fixture
 def results(tmp_path, monkeypatch):
     monkeypatch.setenv("EOTD_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))  # 02 writes training splits: never the real cache's
     return tmp_path / "smoke"
 
 

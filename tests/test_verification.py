@@ -6,6 +6,7 @@ import pytest
 from chat_server import Action, ChatServer, default_usage
 
 from eotd import params, synthesis, verification
+from eotd.answers import to_json
 
 
 @pytest.fixture
@@ -65,6 +66,13 @@ def test_a_type_with_nothing_verified_is_an_error_after_the_evidence(env):
         verification.run(p, progress=False)
     summary = json.loads((env / "results" / "verif" / "synthesis_summary.json").read_text())
     assert summary["types"]["cot"]["kept"] == 0 and summary["types"]["cot"]["reasons"] == {"no_answer": 2}
+    assert not verification.train_folder(p).exists()  # no earlier splits left for 03 to train on
+
+
+def test_a_float_gold_keeps_its_tolerance():
+    p = params.validate({"name": "x"}, "test")
+    row = {"thought": "cot", "rationale": "The answer is 14053029.67.", "gold": to_json(14053029.666666666)}
+    assert verification.verify_rows([row], p, progress=False)[0]["correct"]
 
 
 def test_a_rationales_file_is_verified_and_trained_on_instead(env):
@@ -76,6 +84,29 @@ def test_a_rationales_file_is_verified_and_trained_on_instead(env):
     result = verification.run(p, progress=False)  # 01 never ran
     assert [r["correct"] for r in result.rows] == [True, True, True, False]
     assert verification.load_train_splits(p)["pot"]["rationale"] == ["ans = 2 + 3"]
-    (env / "mine.jsonl").write_text(json.dumps({k: v for k, v in rows[0].items() if k != "question"}) + "\n")
-    with pytest.raises(ValueError, match=r"mine.jsonl:1: missing field\(s\) \['question'\]"):
-        verification.run(p, progress=False)
+    assert [(pr.id, pr.question, pr.answer) for pr in verification.training_problems(p)] == [("q1", "2 + 3?", 5)]
+    assert synthesis.run(p, progress=False).rows == []  # 01 runs no teacher and says where the rationales come from
+    verification.run(p, progress=False)
+    summary = json.loads((env / "results" / "verif" / "synthesis_summary.json").read_text())
+    assert summary["rationales_file"].endswith("mine.jsonl") and summary["questions"] == 1
+    assert summary["types"]["pot"] == {"requested": 2, "generated": 2, "verified": 1, "kept": 1,
+                                       "reasons": {"ok": 1, "wrong_answer": 1}}
+    for bad, message in [({k: v for k, v in rows[0].items() if k != "question"}, r"mine.jsonl:1: missing field"),
+                         ({**rows[0], "thought": "PoT"}, r"rationale 1: thought 'PoT' is not one of"),
+                         ({**rows[0], "gold": "five"}, r"rationale 1: gold 'five' is not a number")]:
+        (env / "mine.jsonl").write_text(json.dumps(bad) + "\n")
+        with pytest.raises(ValueError, match=message):
+            verification.run(p, progress=False)
+
+
+def test_a_rationales_file_cannot_take_the_style_ablation_and_its_edits_rerun_the_study(tmp_path):
+    from eotd import study
+
+    (tmp_path / "mine.jsonl").write_text("{}\n")
+    with pytest.raises(params.ParamsError, match="ablation_style_methods"):
+        params.validate({"name": "x", "rationales_file": "mine.jsonl", "ablation_style_methods": ["PoTD"]}, "test")
+    p = params.validate({"name": "x", "rationales_file": str(tmp_path / "mine.jsonl")}, "test")
+    notebook = study.notebooks()[1]
+    before = study.stage_key(notebook, p, "", "code")
+    (tmp_path / "mine.jsonl").write_text('{"edited": true}\n')
+    assert study.stage_key(notebook, p, "", "code") != before

@@ -124,3 +124,16 @@ def to_json(value: Number | None) -> str | None:
         return str(value)
     except ValueError:
         return f"<a number of about {int(math.log10(abs(Fraction(value)).numerator or 1))} digits>"
+
+
+def from_json(text: str | None) -> Number | None:
+    """Inverse of to_json: '12' -> int, '3/4' -> Fraction, anything else -> float (to_json writes floats by repr, so
+    a float stays a float and keeps its tolerance in numbers_equal)."""
+    if text is None:
+        return None
+    if "/" in text:
+        return Fraction(text)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

@@ -7,12 +7,11 @@ No strategy ever looks at the gold answer to choose; gold is only used to mark t
 """
 from __future__ import annotations
 
-from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
-from eotd.answers import Number, numbers_equal, to_json
+from eotd.answers import from_json, numbers_equal, to_json
 from eotd.params import Params
 from eotd.protocol import (ACCURACY_COLUMNS, DEFAULT_FALLBACK, SEED_COLUMNS, THOUGHTS, VOTE,
                            fallback_strategy, method_order, split_label)
@@ -39,18 +38,6 @@ def _scored(output: dict, v) -> dict:
             "correct": bool(v.correct), "answered": v.reason in ANSWERED}
 
 
-def _from_json(text: str | None) -> Number | None:
-    """Inverse of to_json: '12' -> int, '3/4' -> Fraction, anything else -> float (to_json writes floats by repr)."""
-    if text is None:
-        return None
-    if "/" in text:
-        return Fraction(text)
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
 def _row(key: tuple, gold, strategy: str, thought_used: str | None, answer, reason: str, correct: bool) -> dict:
     dataset, method, question_id = key
     return {"dataset": dataset, "method": method, "question_id": question_id, "strategy": strategy,
@@ -73,9 +60,9 @@ def _vote(key, gold, by_thought: dict[str, dict], tie_order: list[str]) -> dict:
     # the earliest-created group wins a tie. numbers_equal is tolerant, hence compare with the group's first member.
     groups: list[list[str]] = []
     for thought in answered:
-        value = _from_json(by_thought[thought]["answer"])
+        value = from_json(by_thought[thought]["answer"])
         for group in groups:
-            if numbers_equal(value, _from_json(by_thought[group[0]]["answer"])):
+            if numbers_equal(value, from_json(by_thought[group[0]]["answer"])):
                 group.append(thought)
                 break
         else:

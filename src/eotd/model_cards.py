@@ -22,8 +22,9 @@ def write(folder: Path, p: Params, label: str, rows: list[dict], result: TrainRe
         *([f"- Training seed (data order): {seed}"] if seed is not None else []),
         f"- Base model: `{p.student}` ({models.describe(p.student)})",
         f"- Method: {label}, trained on thought types {', '.join(thoughts)}; input `Question: <q>\\n<trigger>\\n`",
-        f"- Training data: {len(rows)} verified rationales from the `{p.train_dataset}` synthesis of params "
-        f"`{p.name}`, data hash `{data_hash(rows)}`",
+        f"- Training data: {len(rows)} verified rationales from "
+        + (f"`{p.rationales_file}`" if p.rationales_file else f"the `{p.train_dataset}` synthesis")
+        + f" of params `{p.name}`, data hash `{data_hash(rows)}`",
         f"- Training: {result.steps} optimizer steps, {result.train_tokens:,} tokens, {result.seconds:.0f} s",
         "", "## Params", "", "```json", json.dumps(p.to_dict(), indent=2), "```",
     ]

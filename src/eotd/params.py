@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from eotd import paths, protocol
-from eotd.train_config import TrainConfig
+from eotd.train_config import MIXED_PRECISION, TRAIN_RANGES, TrainConfig
 
 
 class ParamsError(ValueError):
@@ -126,22 +126,19 @@ def _choices() -> dict[str, tuple]:
             "vote_tie_order": thoughts, "base_thoughts": thoughts, "etd_data": ("union", "one_per_question"),
             "etd_generation": ("all", "fallback"),
             "gsm_symbolic_split": ("template", "instance"), "teacher": ("annotation", "openai", "transformers"),
-            "mixed_precision": ("auto", "bf16", "fp16", "no"),
+            "mixed_precision": MIXED_PRECISION,
             "train_dataset": ("gsm_symbolic",) + tuple(data.DATASETS),
             "train_extra": tuple(n for n in data.DATASETS if data.has_equations(n)), "train_seeds": methods}
 
 
 # key -> (lowest allowed, highest allowed); None values mean "all"/"off" where the key's type allows None
-_RANGES = {"train_questions": (1, None), "samples_per_question": (1, None), "epochs": (1e-9, None),
-           "lr": (1e-12, 1.0), "batch_size": (1, None), "batch_tokens": (1, None), "grad_accum": (1, None),
-           "max_source_len": (1, None), "max_target_len": (1, None), "checkpoint_every": (0, None),
+_RANGES = {**TRAIN_RANGES, "train_questions": (1, None), "samples_per_question": (1, None),
            "eval_limit": (1, None), "ablation_eval_limit": (1, None), "max_new_tokens": (1, None),
            "eval_batch_size": (1, None), "eval_batch_tokens": (1, None), "base_shots": (0, 8),
-           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256), "teacher_timeout": (0.1, 3600), "student_concurrency": (1, 256), "teacher_max_retries": (0, 20),
-           "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "warmup_ratio": (0, 1),
-           "weight_decay": (0, None), "max_grad_norm": (0, None), "temperature": (0, 5),
-           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9), "checkpoint_minutes": (1e-6, None),
-           "lora_rank": (0, None), "lora_alpha": (1e-9, None)}
+           "verify_timeout": (1e-3, 600), "verify_memory_mb": (32, 65536), "teacher_concurrency": (1, 256),
+           "teacher_timeout": (0.1, 3600), "student_concurrency": (1, 256), "teacher_max_retries": (0, 20),
+           "teacher_batch_size": (1, None), "teacher_max_tokens": (1, None), "temperature": (0, 5),
+           "gsm_symbolic_test_fraction": (1e-9, 1 - 1e-9)}
 
 
 def _check_values(p: Params, source: str) -> None:
@@ -170,6 +167,9 @@ def _check_values(p: Params, source: str) -> None:
     for name, n in p.eval_limits.items():
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ParamsError(f"{source}: eval_limits[{name!r}] must be a whole number of at least 1, got {n!r}")
+    if p.rationales_file and p.ablation_style_methods:
+        raise ParamsError(f"{source}: ablation_style_methods rewrites the annotation teacher's rationales and cannot "
+                          "rewrite a rationales_file; set ablation_style_methods: [] with rationales_file")
     for fraction in p.ablation_sizes:
         if not 0 < fraction <= 1:
             raise ParamsError(f"{source}: key 'ablation_sizes' holds {fraction!r}; fractions must be in (0, 1]")

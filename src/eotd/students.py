@@ -10,11 +10,13 @@ import pandas as pd
 
 from eotd import model_cards, paths, protocol
 from eotd.params import Params
-from eotd.train import TrainConfig, TrainResult, train
+from eotd.train import TrainResult, train
+from eotd.train_config import TrainConfig
 
 
 def train_config(p: Params) -> TrainConfig:
-    """The training settings of a params file (Params inherits TrainConfig's fields)."""
+    """The training settings of a params file (Params inherits TrainConfig's fields), alone: they make a student's run
+    hash, which the rest of the params must not change."""
     return TrainConfig(**{f.name: getattr(p, f.name) for f in dataclasses.fields(TrainConfig)})
 
 

@@ -58,6 +58,8 @@ def _code_hash() -> str:
 def stage_key(notebook: Path, p: params.Params, upstream: str, code: str) -> str:
     material = [notebook.read_bytes().hex(), json.dumps(p.to_dict(), sort_keys=True), upstream, code,
                 os.environ.get("EOTD_DATA_DIR", "")]
+    if p.rationales_file:  # its contents are the training data: an edit re-runs 02 and everything after
+        material.append(runinfo.file_hash(paths.project_path(p.rationales_file)))
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()
 
 

@@ -25,6 +25,9 @@ def _reasons(reasons: dict[str, int], k: int = 3) -> str:
 def synthesis(out: Path) -> str:
     """01: the teacher, and how many rationales it wrote per thought type."""
     s = read_json(Path(out) / "synthesis_summary.json")
+    if s.get("rationales_file"):
+        return (f"**01 · Data synthesis.** No teacher ran: 02 verifies the rationales of `{s['rationales_file']}` "
+                "(params `rationales_file`).")
     types = s["types"]
     what = "an LLM" if s["teacher_is_llm"] else "not an LLM: rationales derived from gold worked solutions"
     sources = s.get("sources") or {s["train_dataset"]: s["questions"]}

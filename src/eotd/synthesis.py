@@ -22,6 +22,8 @@ from eotd.teachers.base import Completion
 from eotd.teachers.cache import CompletionCache, cache_key
 
 SUMMARY = "synthesis_summary.json"
+COLUMNS = ("question_id", "dataset", "question", "gold", "thought", "rationale", "teacher", "teacher_is_llm",
+           "prompt_hash", "sample_index", "error", "input_tokens", "output_tokens")  # of a row build_rows writes
 
 
 def training_problems(p: Params) -> list[data.Problem]:
@@ -144,15 +146,32 @@ def folder(p: Params) -> Path:
     return paths.cache_dir("synthesis") / p.name
 
 
+def rationales_path(p: Params) -> Path:
+    """The JSONL of every rationale `run` wrote, 02's input."""
+    return folder(p) / "rationales.jsonl"
+
+
 def save(rows: list[dict], p: Params) -> dict[str, Path]:
     """Every rationale (and every failed request) as a datasets dataset and as JSONL, which 02 reads."""
     datasets.Dataset.from_list(rows).save_to_disk(str(folder(p) / "rationales"))
-    records.write_jsonl(folder(p) / "rationales.jsonl", rows)
-    return {"rationales": folder(p) / "rationales", "rationales_jsonl": folder(p) / "rationales.jsonl"}
+    records.write_jsonl(rationales_path(p), rows)
+    return {"rationales": folder(p) / "rationales", "rationales_jsonl": rationales_path(p)}
+
+
+def file_summary(p: Params) -> dict:
+    """01's record when the params name a rationales_file: no teacher runs; 02 verifies the file instead."""
+    return {"teacher": "rationales_file", "rationales_file": paths.relative(paths.project_path(p.rationales_file)),
+            "train_dataset": "rationales_file", "questions": 0, "sources": {}, "types": {},
+            "tokens": {"input": 0, "output": 0, "total": 0}, "cost": 0.0, "new_teacher_calls": 0,
+            "stopped_by_budget": False}
 
 
 def run(p: Params, progress: bool = True) -> Synthesis:
     """The whole stage: questions -> teacher (cached) -> raw rationales and the teacher's summary."""
+    if p.rationales_file:
+        summary = file_summary(p)
+        records.write_json(paths.results_dir(p.name) / SUMMARY, summary)
+        return Synthesis([], summary, {})
     problems = training_problems(p)
     teacher = build(p)
     requests = requests_for(problems, p.thought_types, p.samples_per_question)
@@ -175,7 +194,7 @@ def run(p: Params, progress: bool = True) -> Synthesis:
 
 def read_rationales(p: Params) -> list[dict]:
     """The rows `run` wrote (02's input when no rationales_file is set)."""
-    source = folder(p) / "rationales.jsonl"
+    source = rationales_path(p)
     if not source.exists():
         raise FileNotFoundError(f"no rationales for {p.name!r} at {paths.relative(source)}; run 01_data_synthesis "
                                 "first (or set rationales_file)")

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIXED_PRECISION = ("auto", "bf16", "fp16", "no")
+# key -> (lowest allowed, highest allowed), None = unbounded; eotd.params checks a params file against them
+TRAIN_RANGES = {"epochs": (1e-9, None), "lr": (1e-12, 1.0), "batch_size": (1, None), "batch_tokens": (1, None),
+                "grad_accum": (1, None), "max_source_len": (1, None), "max_target_len": (1, None),
+                "warmup_ratio": (0, 1), "weight_decay": (0, None), "checkpoint_every": (0, None),
+                "checkpoint_minutes": (1e-6, None), "max_grad_norm": (0, None), "lora_rank": (0, None),
+                "lora_alpha": (1e-9, None)}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -20,7 +28,8 @@ class TrainConfig:
     checkpoint_every: int = 50  # optimizer steps between checkpoints (0 = by time only, or off)
     checkpoint_minutes: float | None = None  # also checkpoint when this much wall time passed since the last one
     mixed_precision: str = "auto"  # "auto" = bf16 autocast where the hardware has it (eotd.machine), else "no";
-    # or "bf16" / "fp16" / "no". The weights stay fp32 either way: pure bf16 weights lose most AdamW updates
+    # or "bf16" / "fp16" / "no" (MIXED_PRECISION). The weights stay fp32 either way: pure bf16 weights lose most AdamW
+    # updates
     max_grad_norm: float | None = 1.0  # gradient clipping; None or 0 = off
     # training curves (loss, lr, tokens/s per step) through accelerate's trackers: "tensorboard" writes them next to
     # the student in the cache (`make tensorboard`), "none" turns them off; "wandb" etc. pass through to accelerate.

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
 from eotd import paths, records, synthesis
-from eotd.answers import to_json
+from eotd.answers import from_json, parse_number, to_json
+from eotd.data import Problem
 from eotd.params import Params
+from eotd.protocol import THOUGHTS
 from eotd.params import load as load_params
 from eotd.verify import summarize, verify_many
 
@@ -30,22 +33,50 @@ class VerificationError(RuntimeError):
     """A thought type ended with no verified rationale: there is nothing to train its student on."""
 
 
+def _file_rows(source: Path) -> list[dict]:
+    """A rationales_file's rows, checked: every key present, a known thought type, text, and a gold answer that reads
+    as a number (stored as answers.to_json text, like the teacher's)."""
+    rows = []
+    for number, row in enumerate(records.read_jsonl(source, required=FILE_FIELDS), 1):
+        where = f"{source}: rationale {number}"
+        if row["thought"] not in THOUGHTS:
+            raise ValueError(f"{where}: thought {row['thought']!r} is not one of {list(THOUGHTS)}")
+        if not isinstance(row["rationale"], str) or not isinstance(row["question"], str):
+            raise ValueError(f"{where}: question and rationale must be text")
+        gold = parse_number(row["gold"]) if isinstance(row["gold"], (str, int, float)) else None
+        if gold is None:
+            raise ValueError(f"{where}: gold {row['gold']!r} is not a number")
+        rows.append({**{key: row[key] for key in FILE_FIELDS}, "dataset": "rationales_file", "gold": to_json(gold),
+                     "sample_index": 0, "error": None})
+    return rows
+
+
 def read(p: Params) -> tuple[Path, list[dict]]:
     """(where they come from, rows): the params' rationales_file, else what 01 wrote, of p.thought_types."""
     if p.rationales_file:
         source = paths.project_path(p.rationales_file)
-        rows = [{"sample_index": 0, "error": None, **r} for r in records.read_jsonl(source, required=FILE_FIELDS)]
+        rows = _file_rows(source)
     else:
-        source = synthesis.folder(p) / "rationales.jsonl"
+        source = synthesis.rationales_path(p)
         rows = synthesis.read_rationales(p)
     return source, [r for r in rows if r["thought"] in p.thought_types]
+
+
+def training_problems(p: Params) -> list[Problem]:
+    """The questions the students train on (what evaluation decontaminates against): a rationales_file's, else the
+    synthesis stage's."""
+    if not p.rationales_file:
+        return synthesis.training_problems(p)
+    rows = _file_rows(paths.project_path(p.rationales_file))
+    first = {r["question_id"]: r for r in reversed(rows)}
+    return [Problem(qid, r["dataset"], r["question"], from_json(r["gold"])) for qid, r in reversed(first.items())]
 
 
 def verify_rows(rows: list[dict], p: Params, progress: bool = True) -> list[dict]:
     """The rows with their verdict (answer, correct, reason, detail); a request the teacher failed is not verified,
     its reason is "teacher:<error>"."""
     written = [r for r in rows if r["rationale"] is not None]
-    verdicts = iter(verify_many(((r["thought"], r["rationale"], r["gold"]) for r in written),
+    verdicts = iter(verify_many(((r["thought"], r["rationale"], from_json(r["gold"])) for r in written),
                                 timeout=p.verify_timeout, memory_mb=p.verify_memory_mb, progress=progress))
     out = []
     for row in rows:
@@ -138,8 +169,19 @@ class Verification:
     summary: dict  # verification_summary.json: per thought type, total, verified, relational, reasons, acceptance
 
 
+def _with_verdicts(summary: dict, p: Params, rows: list[dict], kept: list[dict]) -> dict:
+    """synthesis_summary.json as 02 leaves it: 01's record with the verdicts added; with a rationales_file, also its
+    questions (01 ran no teacher)."""
+    if p.rationales_file:
+        summary = {**summary, "questions": len({r["question_id"] for r in rows}),
+                   "sources": {"rationales_file": len({r["question_id"] for r in rows})}}
+    return add_verdicts(summary, rows, kept, p.thought_types)
+
+
 def run(p: Params, progress: bool = True) -> Verification:
-    """The whole stage: rationales -> verdicts -> verified.jsonl, summaries and the training splits."""
+    """The whole stage: rationales -> verdicts -> verified.jsonl, summaries and the training splits. The previous
+    splits go first, so a failed run leaves none for 03 to train on."""
+    shutil.rmtree(train_folder(p), ignore_errors=True)
     source, rows = read(p)
     rows = verify_rows(rows, p, progress)
     kept = kept_rows(rows)
@@ -149,10 +191,7 @@ def run(p: Params, progress: bool = True) -> Verification:
     records.write_jsonl(out / VERIFIED, [r for r in rows if r["correct"]])
     synthesis_summary = out / synthesis.SUMMARY
     if synthesis_summary.exists():  # absent only when 02 runs alone on a rationales_file
-        teacher = json.loads(synthesis_summary.read_text())
-        if p.rationales_file:
-            teacher["rationales_file"] = paths.relative(source)  # what 02 verified instead of the teacher's
-        records.write_json(synthesis_summary, add_verdicts(teacher, rows, kept, p.thought_types))
+        records.write_json(synthesis_summary, _with_verdicts(json.loads(synthesis_summary.read_text()), p, rows, kept))
     check_nonempty(rows, kept, p.thought_types)
     save_splits(kept, p)
     return Verification(source, rows, kept, summary)
