@@ -19,6 +19,13 @@ def out(thought, output, gold=7, method="ETD", qid="q1", dataset="gsm8k"):
             "output": output, "gold": gold}
 
 
+def test_a_float_gold_is_compared_within_tolerance():
+    # gsm_hard's golds are floats; predictions carry them as text (str of the float)
+    scored = score([out("cot", "The answer is 14053029.67.", str(14053029.666666666)),
+                    out("cot", "The answer is 14000000.", str(14053029.666666666))])
+    assert [s["correct"] for s in scored] == [True, False]
+
+
 def test_an_output_with_its_verdict_is_not_verified_again():
     first = score([out("pot", GOOD_POT)])[0]
     marked = {**first, "reason": "timeout", "correct": False, "answered": False}  # as if it had timed out once

@@ -126,11 +126,11 @@ def to_json(value: Number | None) -> str | None:
         return f"<a number of about {int(math.log10(abs(Fraction(value)).numerator or 1))} digits>"
 
 
-def from_json(text: str | None) -> Number | None:
+def from_json(text: str | Number | None) -> Number | None:
     """Inverse of to_json: '12' -> int, '3/4' -> Fraction, anything else -> float (to_json writes floats by repr, so
-    a float stays a float and keeps its tolerance in numbers_equal)."""
-    if text is None:
-        return None
+    a float stays a float and keeps its tolerance in numbers_equal); a number (or None) is returned as it is."""
+    if not isinstance(text, str):
+        return text
     if "/" in text:
         return Fraction(text)
     try:

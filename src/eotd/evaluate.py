@@ -28,7 +28,7 @@ def score(outputs: list[dict], timeout: float = 5.0, memory_mb: int = 512, progr
     Adds answer (to_json text or None), reason, detail, correct and answered (an answer came out, right or wrong).
     """
     todo = [o for o in outputs if "reason" not in o]
-    verdicts = iter(verify_many(((o["thought"], o["output"], o["gold"]) for o in todo),
+    verdicts = iter(verify_many(((o["thought"], o["output"], from_json(o["gold"])) for o in todo),
                                 timeout=timeout, memory_mb=memory_mb, progress=progress))
     return [o if "reason" in o else _scored(o, next(verdicts)) for o in outputs]
 
