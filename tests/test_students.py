@@ -3,6 +3,7 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 import json
+import shutil
 
 from eotd import ablations, evaluate, generation, infer, model_cards, params, protocol, students, train
 from eotd.data import Problem
@@ -63,7 +64,7 @@ def test_training_seeds_change_the_data_order_and_nothing_else(p):
     assert sorted(i for b in orders[0] for i in b) == sorted(i for b in orders[1] for i in b) == list(range(40))
 
 
-def test_predictions_are_cached_per_model(p, monkeypatch):
+def test_predictions_are_cached_per_model(p, monkeypatch, tmp_path):
     students.train_methods(p, splits(), progress=False)
     sets = {"toy": [Problem("t1", "toy", "Tom has 3 apples and gets 4 more. How many?", 7)]}
     path = str(students.student_dir(p, "ETD@0") / "final")
@@ -73,6 +74,12 @@ def test_predictions_are_cached_per_model(p, monkeypatch):
     monkeypatch.setattr(infer, "generate", lambda *a, **k: calls.append(a) or [])
     assert generation.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False) == first
     assert not calls  # nothing generated the second time
+    moved = tmp_path / "moved-cache"  # a moved project (or a cache shared by two clones) keeps its generations
+    shutil.copytree(tmp_path / "cache", moved)
+    monkeypatch.setenv("EOTD_CACHE_DIR", str(moved))
+    path = str(students.student_dir(p, "ETD@0") / "final")
+    assert generation.predict(p, "ETD@0", path, sets, protocol.METHODS["ETD"], progress=False) == first
+    assert not calls
 
 
 def test_model_cards_get_the_evaluation_table(p):

@@ -50,7 +50,7 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
     `max_new_tokens` per thought (see token_budget) defaults to p.max_new_tokens for every thought."""
     budget = {t: (max_new_tokens or {}).get(t, p.max_new_tokens) for t in thoughts}
     served = served_model_name(p, label) if p.student_base_url else None
-    key = json.dumps([model_path, _fingerprint(model_path), budget, few_shot,
+    key = json.dumps([_identity(model_path), budget, few_shot,
                       {t: prompts.load(t).version for t in thoughts}]
                      + ([["served", served]] if served else [["decoding", infer.DECODING]]),
                      sort_keys=True)
@@ -145,7 +145,11 @@ def predict_methods(p: Params, sets: dict[str, list[Problem]], max_new_tokens: d
     return outputs
 
 
-def _fingerprint(model_path: str) -> str:
-    """What identifies the weights: a trained student's done.json, else the name itself."""
+def _identity(model_path: str) -> str:
+    """What identifies the weights in the cache key: a trained student's done.json, else its hub id or its folder as
+    paths.relative names it (never this machine's absolute path: a moved project, or a cache shared by two clones,
+    keeps its generations)."""
     done = Path(model_path).parent / protocol.DONE_FILE
-    return hashlib.sha256(done.read_bytes()).hexdigest()[:16] if done.exists() else model_path
+    if done.exists():
+        return hashlib.sha256(done.read_bytes()).hexdigest()[:16]
+    return paths.relative(model_path) if Path(model_path).exists() else model_path
