@@ -7,7 +7,6 @@ No strategy ever looks at the gold answer to choose; gold is only used to mark t
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 

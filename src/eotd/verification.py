@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,9 +68,10 @@ def training_problems(p: Params) -> list[Problem]:
     synthesis stage's."""
     if not p.rationales_file:
         return synthesis.training_problems(p)
-    rows = _file_rows(paths.project_path(p.rationales_file))
-    first = {r["question_id"]: r for r in reversed(rows)}
-    return [Problem(qid, r["dataset"], r["question"], from_json(r["gold"])) for qid, r in reversed(first.items())]
+    first: dict[str, dict] = {}
+    for row in _file_rows(paths.project_path(p.rationales_file)):
+        first.setdefault(row["question_id"], row)
+    return [Problem(qid, r["dataset"], r["question"], from_json(r["gold"])) for qid, r in first.items()]
 
 
 def verify_rows(rows: list[dict], p: Params, progress: bool = True) -> list[dict]:
@@ -100,48 +102,43 @@ def kept_rows(rows: list[dict]) -> list[dict]:
     return kept
 
 
-def _reasons(rows: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["reason"]] = counts.get(r["reason"], 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def add_verdicts(summary: dict, rows: list[dict], kept: list[dict], thought_types: list[str]) -> dict:
-    """01's synthesis summary with, per thought type, the rationales requested, written, verified and kept and the
-    reasons for every verdict (teacher failures included), and how many rationales ETD may train on."""
+def type_counts(rows: list[dict], kept: list[dict], thought_types: list[str]) -> dict[str, dict]:
+    """Per thought type: rationales requested, written ("generated"), verified and kept, and the reasons for every
+    verdict (teacher failures included), commonest first."""
     types = {}
     for thought in thought_types:
         mine = [r for r in rows if r["thought"] == thought]
         types[thought] = {"requested": len(mine), "generated": sum(r["rationale"] is not None for r in mine),
                           "verified": sum(r["correct"] for r in mine),
-                          "kept": sum(r["thought"] == thought for r in kept), "reasons": _reasons(mine)}
+                          "kept": sum(r["thought"] == thought for r in kept),
+                          "reasons": dict(Counter(r["reason"] for r in mine).most_common())}
+    return types
+
+
+def add_verdicts(summary: dict, types: dict[str, dict], etd_kept: int) -> dict:
+    """01's synthesis summary with the per-type counts of type_counts and how many rationales ETD may train on."""
     items = [(k, v) for k, v in {**summary, "types": types}.items() if k != "etd_kept"]
     at = [k for k, _ in items].index("types") + 1
-    return dict(items[:at] + [("etd_kept", len(kept))] + items[at:])
+    return dict(items[:at] + [("etd_kept", etd_kept)] + items[at:])
 
 
-def check_nonempty(rows: list[dict], kept: list[dict], thought_types: list[str]) -> None:
-    empty = [t for t in thought_types if not any(r["thought"] == t for r in kept)]
+def check_nonempty(types: dict[str, dict]) -> None:
+    empty = [t for t, counts in types.items() if counts["kept"] == 0]
     if empty:
-        def reasons(t: str) -> str:
-            counts = _reasons([r for r in rows if r["thought"] == t])
-            return ", ".join(f"{r} x{n}" for r, n in list(counts.items())[:4]) or "none"
-        lines = "; ".join(f"{t}: {sum(r['thought'] == t for r in rows)} rationales, 0 verified (reasons: "
-                          f"{reasons(t)})" for t in empty)
+        lines = "; ".join(f"{t}: {types[t]['requested']} rationales, 0 verified (reasons: "
+                          f"{', '.join(f'{r} x{n}' for r, n in list(types[t]['reasons'].items())[:4]) or 'none'})"
+                          for t in empty)
         raise VerificationError(f"no verified rationale for {', '.join(empty)} — {lines}. Fix the teacher (see the "
                                 "reasons; a teacher:... reason means its calls failed) or drop the type from "
                                 "thought_types.")
 
 
-def acceptance_table(rows: list[dict], kept: list[dict]):
-    """Per thought type: rationales written, verified and kept, and the acceptance rate."""
+def acceptance_table(types: dict[str, dict]):
+    """Per thought type (type_counts): rationales written, verified and kept, and the acceptance rate."""
     import pandas as pd
 
-    table = pd.DataFrame({t: {"written": sum(r["thought"] == t and r["rationale"] is not None for r in rows),
-                              "verified": sum(r["thought"] == t and r["correct"] for r in rows),
-                              "kept": sum(r["thought"] == t for r in kept)}
-                          for t in dict.fromkeys(r["thought"] for r in rows)}).T
+    table = pd.DataFrame(types).T[["generated", "verified", "kept"]].astype(int)
+    table = table.rename(columns={"generated": "written"})
     table["acceptance"] = (table["verified"] / table["written"].where(table["written"] > 0)).round(3)
     return table
 
@@ -166,16 +163,17 @@ class Verification:
     source: Path
     rows: list[dict]
     kept: list[dict]
+    types: dict[str, dict]  # type_counts: what synthesis_summary.json's "types" holds after 02
     summary: dict  # verification_summary.json: per thought type, total, verified, relational, reasons, acceptance
 
 
-def _with_verdicts(summary: dict, p: Params, rows: list[dict], kept: list[dict]) -> dict:
+def _with_verdicts(summary: dict, p: Params, rows: list[dict], types: dict[str, dict], etd_kept: int) -> dict:
     """synthesis_summary.json as 02 leaves it: 01's record with the verdicts added; with a rationales_file, also its
     questions (01 ran no teacher)."""
     if p.rationales_file:
-        summary = {**summary, "questions": len({r["question_id"] for r in rows}),
-                   "sources": {"rationales_file": len({r["question_id"] for r in rows})}}
-    return add_verdicts(summary, rows, kept, p.thought_types)
+        questions = len({r["question_id"] for r in rows})
+        summary = {**summary, "questions": questions, "sources": {"rationales_file": questions}}
+    return add_verdicts(summary, types, etd_kept)
 
 
 def run(p: Params, progress: bool = True) -> Verification:
@@ -185,16 +183,18 @@ def run(p: Params, progress: bool = True) -> Verification:
     source, rows = read(p)
     rows = verify_rows(rows, p, progress)
     kept = kept_rows(rows)
+    types = type_counts(rows, kept, p.thought_types)
     out = paths.results_dir(p.name)
     summary = summarize([r for r in rows if r["rationale"] is not None])
     records.write_json(out / SUMMARY, summary)
     records.write_jsonl(out / VERIFIED, [r for r in rows if r["correct"]])
     synthesis_summary = out / synthesis.SUMMARY
     if synthesis_summary.exists():  # absent only when 02 runs alone on a rationales_file
-        records.write_json(synthesis_summary, _with_verdicts(json.loads(synthesis_summary.read_text()), p, rows, kept))
-    check_nonempty(rows, kept, p.thought_types)
+        records.write_json(synthesis_summary,
+                           _with_verdicts(json.loads(synthesis_summary.read_text()), p, rows, types, len(kept)))
+    check_nonempty(types)
     save_splits(kept, p)
-    return Verification(source, rows, kept, summary)
+    return Verification(source, rows, kept, types, summary)
 
 
 def load_train_splits(p: Params) -> datasets.DatasetDict:
