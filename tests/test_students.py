@@ -4,15 +4,14 @@ from transformers import AutoModelForCausalLM
 
 import json
 import shutil
+import weakref
 
-from eotd import ablations, evaluate, generation, infer, model_cards, params, protocol, students, train
+from eotd import ablations, evaluate, generation, infer, model_cards, models, params, protocol, students, train
 from eotd.data import Problem
 
 
 @pytest.fixture(scope="module")
 def llama_tokenizer():
-    from eotd import models
-
     return models.load("tiny-llama")[1]
 
 
@@ -45,6 +44,25 @@ def test_methods_train_into_loadable_folders_with_model_cards(p):
         assert "Training seed (data order): 0" in card
     losses = students.losses_frame(results)
     assert set(losses.method) == {"CoTD@0", "ETD@0"} and {"step", "loss"} <= set(losses.columns)
+
+
+def test_each_student_is_freed_before_the_next_one_loads(p, monkeypatch):
+    """No result keeps a trained model: when a student loads, the models and weights of those before it are gone (no
+    gc.collect here: training frees them itself), and the last one once train_methods returns."""
+    three = params.validate({**p.to_dict(), "methods": ["CoTD", "PoTD", "ETD"]}, "test")
+    load, refs, alive_at_load = models.load, [], []
+
+    def tracked(*args, **kwargs):
+        alive_at_load.append([ref() is not None for ref in refs])
+        model, tokenizer = load(*args, **kwargs)
+        refs.extend([weakref.ref(model), weakref.ref(next(model.parameters()))])
+        return model, tokenizer
+
+    monkeypatch.setattr(models, "load", tracked)
+    results = students.train_methods(three, splits(), progress=False)
+    assert len(results) == 3 and all(r.steps for r in results.values())
+    assert alive_at_load == [[], [False] * 2, [False] * 4]
+    assert [ref() for ref in refs] == [None] * 6
 
 
 def test_training_seeds_change_the_data_order_and_nothing_else(p):

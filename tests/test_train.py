@@ -179,15 +179,35 @@ T5_CONFIG = TrainConfig(epochs=15, checkpoint_every=10, mixed_precision="no", **
 
 
 @pytest.fixture(scope="module")
-def llama_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("llama")
-    return out, train("tiny-llama", ROWS, out, LLAMA_CONFIG, method="ETD", progress=False)
+def trained_models():
+    """The model each module-scoped run trained, by its folder (filled by train_keeping_model)."""
+    return {}
+
+
+def train_keeping_model(kept: dict, student: str, out, config: TrainConfig, method: str):
+    """train(), with the model it trained kept in `kept[out]`: train() returns none, so it is caught as models.load
+    hands it over (LoRA merges its adapters into that same model)."""
+    load = models.load
+
+    def keep(*args, **kwargs):
+        kept[out] = load(*args, **kwargs)
+        return kept[out]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "load", keep)
+        result = train(student, ROWS, out, config, method=method, progress=False)
+    kept[out] = kept[out][0].eval()
+    return out, result
 
 
 @pytest.fixture(scope="module")
-def t5_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("t5")
-    return out, train("tiny-t5", ROWS, out, T5_CONFIG, method="CoTD", progress=False)
+def llama_run(tmp_path_factory, trained_models):
+    return train_keeping_model(trained_models, "tiny-llama", tmp_path_factory.mktemp("llama"), LLAMA_CONFIG, "ETD")
+
+
+@pytest.fixture(scope="module")
+def t5_run(tmp_path_factory, trained_models):
+    return train_keeping_model(trained_models, "tiny-t5", tmp_path_factory.mktemp("t5"), T5_CONFIG, "CoTD")
 
 
 def mean_loss(losses):
@@ -218,18 +238,18 @@ def test_lr_schedule_warms_up_then_decays(llama_run):
 
 
 @pytest.mark.parametrize("which, auto", [("llama_run", AutoModelForCausalLM), ("t5_run", AutoModelForSeq2SeqLM)])
-def test_final_folder_reloads_with_identical_logits(request, which, auto, llama, t5):
-    _, result = request.getfixturevalue(which)
+def test_final_folder_reloads_with_identical_weights(request, which, auto, llama, t5, trained_models):
+    out, result = request.getfixturevalue(which)
     tok = (t5 if which == "t5_run" else llama)[1]
     loaded = auto.from_pretrained(result.path).eval()
-    assert not result.model.training
+    trained = trained_models[out].state_dict()
+    assert loaded.state_dict().keys() == trained.keys()
+    assert all(torch.equal(value, trained[name]) for name, value in loaded.state_dict().items())
+    # and the trained model computes something else than the untrained one
     ids = torch.tensor([tok("Question: Tom has 3 apples.\n")["input_ids"]])
     kwargs = {"input_ids": ids}
     if which == "t5_run":
         kwargs["decoder_input_ids"] = torch.tensor([[loaded.config.decoder_start_token_id, 5, 9]])
-    with torch.no_grad():
-        assert torch.equal(loaded(**kwargs).logits, result.model(**kwargs).logits)
-    # and it differs from the untrained weights
     with torch.no_grad():
         base = (t5 if which == "t5_run" else llama)[0]
         assert not torch.allclose(base(**kwargs).logits, loaded(**kwargs).logits)
@@ -267,7 +287,7 @@ def test_rerun_is_skipped(llama_run):
     stamp = (out / "final" / "model.safetensors").stat().st_mtime_ns
     again = train("tiny-llama", ROWS, out, LLAMA_CONFIG, method="ETD", progress=False)
     assert again.skipped and again.losses == full.losses and again.steps == full.steps
-    assert again.path == out / "final" and again.model is None
+    assert again.path == out / "final"
     assert (out / "final" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
@@ -392,12 +412,11 @@ LORA_CONFIG = TrainConfig(epochs=15, checkpoint_every=10, lora_rank=4, lora_alph
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lora")
-    return out, train("tiny-llama", ROWS, out, LORA_CONFIG, method="PoTD", progress=False)
+def lora_run(tmp_path_factory, trained_models):
+    return train_keeping_model(trained_models, "tiny-llama", tmp_path_factory.mktemp("lora"), LORA_CONFIG, "PoTD")
 
 
-def test_lora_learns_and_saves_a_plain_model_changed_only_in_its_linear_layers(lora_run, llama):
+def test_lora_learns_and_saves_a_plain_model_changed_only_in_its_linear_layers(lora_run, llama, trained_models):
     out, result = lora_run
     assert result.steps == 30 and mean_loss(result.losses[-3:]) < 0.7 * mean_loss(result.losses[:3])
     assert not list(result.path.glob("adapter*"))  # the adapters are merged: final/ is a plain transformers folder
@@ -409,7 +428,7 @@ def test_lora_learns_and_saves_a_plain_model_changed_only_in_its_linear_layers(l
     assert {"model.embed_tokens.weight", "model.norm.weight"}.isdisjoint(changed)
     ids = torch.tensor([llama[1]("Question: Tom has 3 apples.\n")["input_ids"]])
     with torch.no_grad():
-        assert torch.allclose(loaded(input_ids=ids).logits, result.model(input_ids=ids).logits, atol=1e-5)
+        assert torch.allclose(loaded(input_ids=ids).logits, trained_models[out](input_ids=ids).logits, atol=1e-5)
 
 
 def test_lora_resume_reproduces_the_uninterrupted_run(lora_run, tmp_path):

@@ -19,7 +19,8 @@ Data order is deterministic (seed + epoch), so a killed run resumes from `out_di
 `checkpoint_every` optimizer steps with `accelerator.save_state`, RNG states included) by skipping the batches already
 done in the current epoch, and reproduces the loss curve of an uninterrupted run. `out_dir/final` holds the trained
 model + tokenizer (`from_pretrained` works on it) and `out_dir/done.json` the config, data hash, losses and timings;
-a rerun with the same student, config and data is skipped.
+a rerun with the same student, config and data is skipped. `train` returns the losses and timings, never the
+model: the run's model, optimizer and data are freed before it returns (load the trained model from out_dir/final).
 
 Each optimizer step's loss, learning rate and tokens/s also go to accelerate's trackers (`TrainConfig.log_with`):
 TensorBoard event files in `out_dir/tensorboard/eotd` by default (`make tensorboard` shows every student's).
@@ -63,7 +64,6 @@ class TrainResult:
     skipped: bool
     train_tokens: int
     seconds: float
-    model: object = field(default=None, repr=False)  # the trained model in memory (eval mode); None when skipped
 
 
 # ----------------------------------------------------------------------------------------------------------- data
@@ -268,7 +268,6 @@ class _Setup:
     micro_per_epoch: int  # micro-batches per process per epoch
     total_steps: int
     n_epochs: int
-    attention: str | None  # the model's own attention implementation, restored after training
 
 
 def _finished(out_dir: Path, run_hash: str) -> TrainResult | None:
@@ -315,11 +314,10 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
     model, tokenizer = models.load(student)
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     trim = not seq2seq and supports_logits_to_keep(model)  # of the transformers model: PEFT passes it through
-    attention = getattr(model.config, "_attn_implementation", None)
-    if not torch.cuda.is_available() and attention == "sdpa":
+    if not torch.cuda.is_available() and getattr(model.config, "_attn_implementation", None) == "sdpa":
         # on the CPU, SDPA's flash-attention backward is a fifth of a training step; plain matmul attention trains
-        # ~1.2x faster (measured on the 2-core Xeon, same batches). The trained model gets SDPA back (train()),
-        # faster for generation.
+        # ~1.2x faster (measured on the 2-core Xeon, same batches). The saved config does not record it: the trained
+        # model loads with SDPA, faster for generation.
         model.set_attn_implementation("eager")
     if config.lora_rank:
         model = _with_lora(model, config, seq2seq)
@@ -353,7 +351,7 @@ def _setup(accelerator, student: str, rows: list[dict], config: TrainConfig) -> 
         optimizer, warmup_then_linear(math.ceil(config.warmup_ratio * sched_total), sched_total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     return _Setup(model, tokenizer, optimizer, scheduler, loader, micro_per_epoch, total_steps,
-                  n_epochs=math.ceil(total_steps / steps_per_epoch), attention=attention)
+                  n_epochs=math.ceil(total_steps / steps_per_epoch))
 
 
 def _with_lora(model, config: TrainConfig, seq2seq: bool):
@@ -497,6 +495,8 @@ def _save_final(accelerator, setup: _Setup, unwrapped, out_dir: Path, done: dict
 def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = TrainConfig(), method: str = "",
           progress: bool = True, stop_after_steps: int | None = None) -> TrainResult:
     """Fine-tune `student` on `rows` into out_dir/final (resuming out_dir/checkpoint; skipped if already done)."""
+    from accelerate.utils import release_memory
+
     out_dir = Path(out_dir)
     dhash = data_hash(rows)
     run_hash = _run_hash(student, config, dhash)
@@ -504,16 +504,25 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
         return earlier
     if not rows:
         raise ValueError("no training rows")
+    meta = {"run_hash": run_hash, "data_hash": dhash, "student": student, "config": dataclasses.asdict(config)}
+    result = _run(student, rows, out_dir, config, meta, method, progress, stop_after_steps)
+    # the run's model and Accelerator hold reference cycles: collect them (and empty the GPU cache) now, before the
+    # next run loads its model
+    release_memory()
+    return result
 
+
+def _run(student: str, rows: list[dict], out_dir: Path, config: TrainConfig, meta: dict, method: str,
+         progress: bool, stop_after_steps: int | None) -> TrainResult:
+    """One training run: setup, resume, optimize, save; everything it allocates is garbage once it returns."""
     accelerator = _accelerator(config, out_dir / TENSORBOARD_DIR)
-    saved = _saved_position(accelerator, out_dir, run_hash)
+    saved = _saved_position(accelerator, out_dir, meta["run_hash"])
     setup = _setup(accelerator, student, rows, config)
     at = _Position()
     if saved is not None:
         accelerator.load_state(str(out_dir / CHECKPOINT_DIR))
         at = saved
     resumed_from = at.step
-    meta = {"run_hash": run_hash, "data_hash": dhash, "student": student, "config": dataclasses.asdict(config)}
     bar = console.bar(total=setup.total_steps, initial=at.step, disable=not (progress and accelerator.is_main_process),
                       desc=f"train {method or student}", unit="step")
     _start_tracking(accelerator, out_dir, at.step)
@@ -524,15 +533,14 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
         _end_tracking(accelerator)
     bar.close()
     accelerator.prepare_epoch(None)
-    model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
-    if setup.attention is not None:
-        model.set_attn_implementation(setup.attention)
     if not stopped:
+        model = accelerator.unwrap_model(setup.model, keep_fp32_wrapper=False)
         if config.lora_rank:
             model = model.merge_and_unload()
         _save_final(accelerator, setup, model, out_dir, {
             **meta, "method": method, "mixed_precision": accelerator.mixed_precision, "rows": len(rows),
             "resumed_from_step": resumed_from, "steps": at.step, "losses": at.losses, "train_tokens": at.train_tokens,
             "seconds": round(at.seconds, 2)})
+    accelerator.free_memory()  # drops accelerate's references to the model, optimizer and data (and a DeepSpeed engine)
     return TrainResult(path=out_dir / (CHECKPOINT_DIR if stopped else FINAL_DIR), losses=at.losses, steps=at.step,
-                       skipped=False, train_tokens=at.train_tokens, seconds=at.seconds, model=model.eval())
+                       skipped=False, train_tokens=at.train_tokens, seconds=at.seconds)
