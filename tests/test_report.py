@@ -206,10 +206,16 @@ def test_timing_table_reads_each_tiers_run_json(tmp_path):
     machine = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "bf16": True, "gpu": None}
     stages = {f"0{i}_stage": {"seconds": 60.0 * i, "machine": machine, "git_commit": "abcdef123"} for i in (1, 2, 3)}
     stages["03_stage"].update(students={"PoTD@0": "a", "PoTD@1": "b"}, students_reused=["PoTD@1"])
+    stages["02_stage"]["peak_rss_mb"], stages["03_stage"]["peak_rss_mb"] = 6400, 2100  # 01 ran before it was recorded
     (root / "default" / "run.json").write_text(json.dumps({"params_name": "default", "stages": stages}))
+    _write_tier(root, "smoke")  # a run from before peak_rss_mb was recorded
+    (root / "smoke" / "run.json").write_text(json.dumps({"params_name": "smoke",
+                                                         "stages": {"01_stage": stages["01_stage"]}}))
     text = report.timing_markdown(root)
-    assert "| tier | machine | commit | students trained | 01 | 02 | 03 | total |" in text
-    assert "| `default` | Intel(R) Xeon(R) Processor, 2 cores, bf16 | abcdef1 | 1 of 2 | 1.0 | 2.0 | 3.0 | **6.0** |" \
+    assert "| tier | machine | commit | students trained | 01 | 02 | 03 | total | peak MB |" in text
+    assert "| `default` | Intel(R) Xeon(R) Processor, 2 cores, bf16 | abcdef1 | 1 of 2 | 1.0 | 2.0 | 3.0 | **6.0** | " \
+        "6400 |" in text
+    assert "| `smoke` | Intel(R) Xeon(R) Processor, 2 cores, bf16 | abcdef1 | — | 1.0 | — | — | **1.0** | — |" \
         in text
     readme = tmp_path / "README.md"
     readme.write_text(f"# p\n{report.TIMING_START}\nold\n{report.TIMING_END}\nrest\n")

@@ -54,6 +54,7 @@ def test_a_timed_stage_records_its_machine_time_and_the_files_it_wrote(tmp_path,
     assert stage["results"] == ["accuracy.csv", "figs/fig_a.png"]  # not old.csv, not the study's own files
     assert stage["seconds"] >= 0 and stage["started"] <= stage["finished"]
     assert set(stage["machine"]) == {"cpu", "cores", "bf16", "gpu"} and stage["machine"]["cores"] >= 1
+    assert isinstance(stage["peak_rss_mb"], int) and stage["peak_rss_mb"] > 0  # this process's peak so far
 
 
 def test_the_study_removes_files_no_stage_of_its_run_declares(tmp_path):

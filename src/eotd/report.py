@@ -245,9 +245,16 @@ def machine_label(machine: dict) -> str:
     return ", ".join(parts + ([f"GPU {machine['gpu']}"] if machine.get("gpu") else []))
 
 
+def _peak_mb(stages: dict) -> str:
+    """The highest `peak_rss_mb` the stages recorded ("—" when none did)."""
+    peaks = [s["peak_rss_mb"] for s in stages.values() if s.get("peak_rss_mb") is not None]
+    return str(max(peaks)) if peaks else "—"
+
+
 def timing_markdown(results_root: Path) -> str:
-    """Minutes per stage of every committed run (run.json's `seconds`), its machine and commit, and how many of its
-    students it trained itself (the rest came from the cache, so its 03 and 04 took less than a cold run's)."""
+    """Minutes per stage of every committed run (run.json's `seconds`), its machine and commit, how many of its
+    students it trained itself (the rest came from the cache, so its 03 and 04 took less than a cold run's) and the
+    peak resident memory of its most demanding stage."""
     runs = {t.name: read_json(t / "run.json").get("stages") or {} for t in tiers(results_root)}
     runs = {name: stages for name, stages in runs.items()
             if any(s.get("seconds") is not None for s in stages.values())}
@@ -256,9 +263,9 @@ def timing_markdown(results_root: Path) -> str:
     names = sorted({stage for stages in runs.values() for stage in stages})
     lines = ["Minutes per stage, read from `results/<tier>/run.json` by `python -m eotd.report` (the stages' own "
              "time: install and the report come on top; a run that found its students in the cache, fewer than all "
-             "trained, also reused their generations):", "",
-             "| tier | machine | commit | students trained | " + " | ".join(n.split("_")[0] for n in names)
-             + " | total |", "|" + "---|" * 4 + "---:|" * (len(names) + 1)]
+             "trained, also reused their generations; peak MB: the largest resident memory of a stage's process):",
+             "", "| tier | machine | commit | students trained | " + " | ".join(n.split("_")[0] for n in names)
+             + " | total | peak MB |", "|" + "---|" * 4 + "---:|" * (len(names) + 2)]
     for tier, stages in runs.items():
         timed = [s for s in stages.values() if s.get("seconds") is not None]
         commits = ", ".join(sorted({str(s.get("git_commit") or "?")[:7] for s in stages.values()}))
@@ -268,7 +275,7 @@ def timing_markdown(results_root: Path) -> str:
                  if trained else "—")
         lines.append(f"| `{tier}` | {machine_label(timed[0].get('machine') or {})} | {commits} | {fresh} | "
                      + " | ".join(cells)
-                     + f" | **{_minutes(sum(s['seconds'] for s in timed))}** |")
+                     + f" | **{_minutes(sum(s['seconds'] for s in timed))}** | {_peak_mb(stages)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,12 +1,15 @@
 """run.json beside every stage's outputs: params, seed, package versions, git commit, input hashes, when it ran on
-which machine, and the result files it wrote (so a study can remove what no stage of its run wrote)."""
+which machine, its peak memory, and the result files it wrote (so a study can remove what no stage of its run
+wrote)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import platform
+import resource
 import subprocess
+import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +53,12 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far, in MB (the kernel's ru_maxrss: KB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 # Files of a results folder that belong to the study rather than to one stage.
 STUDY_FILES = ("run.json", "stages.json", "report.html")
 
@@ -78,7 +87,8 @@ def written_since(out_dir: str | Path, started: datetime) -> list[str]:
 def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iterable[str | Path] = (),
                    started: datetime | None = None, **extra) -> Path:
     """Record in <out_dir>/run.json what produced a stage's outputs (one entry per stage), so any number can be
-    traced; with `started`, also how long the stage took and the files it wrote since then (`results`)."""
+    traced, and the peak resident memory of the process recording it (`peak_rss_mb`: a stage notebook's kernel);
+    with `started`, also how long the stage took and the files it wrote since then (`results`)."""
     path = Path(out_dir) / "run.json"
     stages = read_stages(out_dir)
     finished = datetime.now(timezone.utc)
@@ -88,6 +98,7 @@ def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iter
         entry["seconds"] = round((finished - started).total_seconds(), 1)
     entry.update({
         "machine": machine.describe(),
+        "peak_rss_mb": peak_rss_mb(),
         "params": params.to_dict(),
         "seed": params.seed,
         "git_commit": git_commit(),
