@@ -209,8 +209,10 @@ def test_equations_that_are_not_plain_arithmetic_or_disagree_give_none(equation,
 def test_teacher_protocol():
     teacher = AnnotationTeacher()
     assert (teacher.backend, teacher.model, teacher.is_llm, teacher.settings()) == \
-        ("annotation", "gold-annotations-v2", False, {})
-    assert AnnotationTeacher("commented").model == "gold-annotations-v2-commented"
+        ("annotation", "gold-annotations-v3", False, {})
+    assert AnnotationTeacher("commented").model == "gold-annotations-v3-commented"
+    assert AnnotationTeacher(eot_form="forward").model == "gold-annotations-v3-forward-eot"
+    assert AnnotationTeacher(eot_form="forward").prompt_version("eot") != teacher.prompt_version("eot")
     assert AnnotationTeacher("commented").prompt_version("pot") != teacher.prompt_version("pot")
     assert teacher.prompt_version("eot") == AnnotationTeacher().prompt_version("eot") != teacher.prompt_version("pot")
     requests = [Request("q1", JANET_Q, t, 0, JANET) for t in ("cot", "pot", "eot")]

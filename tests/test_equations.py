@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from eotd.equations import REASONS, EotResult, is_relational, solve_eot
+from eotd.equations import REASONS, EotResult, inverts, solve_eot
 
 ANGELA = """System of linear equations: (Do not simplify)
 
@@ -186,14 +186,16 @@ bird = step_1 + 26
 ans = bird"""
 
 
-@pytest.mark.parametrize("text,relational", [
-    (FORWARD_EOT, False),  # the offline teacher's EoT: every line assigns a name from known quantities
+@pytest.mark.parametrize("text,expected", [
+    (FORWARD_EOT, False),  # the offline teacher's forward EoT: every line assigns a name from known quantities
     ("meals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals", True),  # XoT's example
     ("dallas = x\ndarcy = y\ndallas - 1 = 3 * (darcy - 1)\ndallas = 2 * darcy\nans = dallas", True),
-    ("a = 3\na = 4\nans = a", True),  # a name assigned twice is a constraint
-    ("a = 3\nb = a = 3\nans = b", True),
-    ("a = 3\nb = a + c\nans = b", True),  # c is unknown on the right
+    ("left = x\n43 - 22 = left\nans = left", False),  # a forward sum with its sides swapped
+    ("left = x\nleft + 22 = 43\nans = left", True),  # the unknown inside the relation
+    ("a = 3\nb = a + c\nans = b", True),  # c is never known
+    ("a = 3\nb = 2 * a\nb = 6\nans = b", False),  # a check on known values is not an inversion
+    ("x = floor(7 / 2)\nans = x", False),
     ("not an equation", False),
 ])
-def test_relational_eot_is_told_from_a_forward_calculation(text, relational):
-    assert is_relational(text) is relational
+def test_inverts_tells_an_inversion_from_a_forward_calculation(text, expected):
+    assert inverts(text) is expected

@@ -164,7 +164,8 @@ def test_evaluation_stage_run_from_jupyterlab_equals_the_papermill_run(smoke_stu
         pd.testing.assert_frame_equal(read(written / name), read(expected / name), obj=name)
     lab_run, papermill_run = (json.loads((folder / "run.json").read_text())["stages"][Path(STAGE).stem]
                               for folder in (written, expected))
-    timing = dict.fromkeys(("started", "finished", "seconds"))  # when and how long: the only fields that may differ
+    timing = dict.fromkeys(("started", "finished", "seconds", "peak_rss_mb"))  # when, how long, the kernel's memory:
+    # the only fields that may differ
     assert {**lab_run, **timing} == {**papermill_run, **timing}
     # the edited, executed notebook was never saved, nor a checkpoint of it left beside it
     assert digest(notebook) == before

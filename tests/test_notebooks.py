@@ -30,13 +30,13 @@ def test_verification_notebook_on_a_rationales_file(results, tmp_path):
     rendered = json.loads((results / "02_verification.ipynb").read_text())
     assert rendered["metadata"]["papermill"]["parameters"] == {"name": "$EOTD_RESULTS_DIR/smoke.yaml"}
     summary = json.loads((results / "verification_summary.json").read_text())
-    assert set(summary) == {"cot", "pot", "eot"}
+    assert set(summary) == {"cot", "pot", "eot", "eot_forms"}
     assert summary["pot"]["reasons"]["forbidden"] == 1
     assert summary["pot"]["reasons"]["timeout"] == 1
     assert summary["eot"]["reasons"]["underdetermined"] == 1
     verified = [json.loads(line) for line in (results / "verified.jsonl").read_text().splitlines()]
     assert verified and all(row["correct"] for row in verified)
-    assert sum(entry["verified"] for entry in summary.values()) == len(verified)
+    assert sum(summary[t]["verified"] for t in ("cot", "pot", "eot")) == len(verified)
     run = json.loads((results / "run.json").read_text())
     assert run["stages"]["02_verification"]["params"]["rationales_file"] == "tests/fixtures/rationales.jsonl"
     assert list(run["stages"]["02_verification"]["inputs"]) == ["tests/fixtures/rationales.jsonl"]
@@ -63,7 +63,7 @@ def test_smoke_study_renders_every_stage(smoke_study):
 
 def test_synthesis_stage_counts_each_type_and_source(smoke_study):
     summary = json.loads((smoke_study[0] / "synthesis_summary.json").read_text())
-    assert summary["teacher"] == "annotation:gold-annotations-v2" and summary["teacher_is_llm"] is False
+    assert summary["teacher"] == "annotation:gold-annotations-v3" and summary["teacher_is_llm"] is False
     for thought in ("cot", "pot", "eot"):
         entry = summary["types"][thought]
         assert {"generated", "verified", "kept", "reasons"} <= set(entry) and entry["kept"] > 0
@@ -76,15 +76,23 @@ def test_verification_stage_agrees_with_synthesis(smoke_study):
     results, _ = smoke_study
     summary = json.loads((results / "synthesis_summary.json").read_text())
     verification = json.loads((results / "verification_summary.json").read_text())
-    assert all("relational" in v for v in verification.values())
-    assert verification["eot"]["relational"] == 0  # the annotation teacher's EoT is a forward calculation
+    forms, forward = verification.pop("eot_forms"), verification.pop("eot_forward")
     assert {t: v["verified"] for t, v in verification.items()} == {
         t: s["verified"] for t, s in summary["types"].items()}
+    assert forms["all"]["verified"] == verification["eot"]["verified"] == forms["all"]["inverts"] + \
+        forms["all"]["text_forward"] + forms["all"]["forward_fallback"]
+    assert set(forms) == {*summary["sources"], "all"} and forms["all"]["inverts"] == verification["eot"]["inverts"] > 0
+    assert forward["verified"] > 0  # EoTD-forward's data: the forward EoT of the same questions
+    rows = [json.loads(line) for line in (results / "verified.jsonl").read_text().splitlines()]
+    eot = [r for r in rows if r["thought"] == "eot" and not r["variant"]]
+    assert {r["eot_form"] for r in eot} <= {"inverts", "text_forward", "forward_fallback"}
+    assert all(r["eot_form"] == "forward_fallback" or r["schema"] != "forward" for r in eot)
 
 
 def test_training_stage_trains_every_seed(smoke_study):
     losses = pd.read_csv(smoke_study[0] / "training_losses.csv")
-    assert set(losses.method) == {"CoTD@0", "PoTD@0", "PoTD@1", "EoTD@0", "EoTD@1", "ETD@0"}
+    assert set(losses.method) == {"CoTD@0", "PoTD@0", "PoTD@1", "EoTD@0", "EoTD@1", "ETD@0", "EoTD-forward@0",
+                                  "EoTD-forward@1"}
 
 
 def test_evaluation_stage_answers_every_problem_per_seed(smoke_study):
@@ -92,7 +100,12 @@ def test_evaluation_stage_answers_every_problem_per_seed(smoke_study):
     p = params.load("params/smoke.yaml")
     accuracy = pd.read_csv(results / "accuracy.csv")
     assert list(accuracy.columns) == protocol.ACCURACY_COLUMNS
-    assert set(accuracy.method) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
+    assert set(accuracy.method) == {"base", "CoTD", "PoTD", "EoTD", "ETD", "EoTD-forward"}
+    predictions = pd.read_parquet(results / "predictions.parquet")
+    assert set(predictions.form) <= {"inverse", "forward", "unknown"}
+    comparisons = pd.read_csv(results / "method_comparisons.csv")
+    assert "all" in set(comparisons.form) and set(comparisons.form) <= {"all", "inverse", "forward"}
+    assert set(comparisons[comparisons.form != "all"].dataset) <= {"svamp", "asdiv", "multiarith"}
     assert {"fallback:pot>eot>cot", "vote"} <= set(accuracy[accuracy.method == "ETD"].strategy)
     # every method answered every problem of every set: n is the set's size from the params file
     sizes = accuracy[~accuracy.dataset.str.endswith("_overlap")].groupby("dataset")["n"].unique()

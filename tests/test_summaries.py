@@ -24,8 +24,11 @@ def out(tmp_path):
         "train_dataset": "gsm_symbolic", "sources": {"gsm_symbolic": 7, "svamp": 3}, "types": types, "etd_kept": 26, "tokens": {"total": 0}, "cost": 0.0,
         "new_teacher_calls": 0, "stopped_by_budget": False}))
     (tmp_path / "verification_summary.json").write_text(json.dumps({
-        t: {"total": v["generated"], "verified": v["verified"], "relational": 0, "reasons": v["reasons"]}
-        for t, v in types.items()}))
+        **{t: {"total": v["generated"], "verified": v["verified"], "inverts": 0, "reasons": v["reasons"]}
+           for t, v in types.items()},
+        "eot_forms": {"gsm_symbolic": {"inverts": 0, "text_forward": 3, "forward_fallback": 4, "verified": 7},
+                      "svamp": {"inverts": 0, "text_forward": 1, "forward_fallback": 2, "verified": 3},
+                      "all": {"inverts": 0, "text_forward": 4, "forward_fallback": 6, "verified": 10}}}))
     pd.DataFrame({"steps": [12, 9], "train tokens": [4000, 3000], "seconds": [40, 30], "tokens/s": [100, 100],
                   "reused": [False, True], "final loss": [0.2, 0.3], "folder": [".cache/a", ".cache/b"]},
                  index=["PoTD", "EoTD"]).to_csv(tmp_path / "training_figures.csv")
@@ -62,17 +65,21 @@ def test_synthesis_and_verification_count_per_type_with_reject_reasons(out):
     assert "; 26 kept for training" in text
     assert "- CoT: 9/10 (90.0 %); rejected: `wrong_answer` × 1" in text
     assert "- PoT: 7/10 (70.0 %); rejected: `timeout` × 2, `runtime_error` × 1" in text
-    assert "none of the 10 verified rationales is relational" in text and "two spellings of one calculation" in text
+    assert ("EoT: 0/10 (0.0 %) of the verified rationales state a relation the solver must invert (gsm_symbolic "
+            "0/7 (0.0 %), svamp 0/3 (0.0 %)); 4 state the text's relation") in text
 
 
-def test_relational_eot_is_counted_and_said(out):
+def test_relational_eot_is_counted_per_source_and_said(out):
     summary = json.loads((out / "verification_summary.json").read_text())
-    summary["eot"]["relational"] = 4
+    summary["eot_forms"]["svamp"].update(inverts=2, text_forward=0, forward_fallback=1)
+    summary["eot_forms"]["all"].update(inverts=2, text_forward=3, forward_fallback=5)
     (out / "verification_summary.json").write_text(json.dumps(summary))
-    assert "EoT: 4/10 (40.0 %) of the verified rationales are relational" in summaries.verification(out)
-    del summary["eot"]["relational"]  # a summary written before the count existed says nothing
+    text = summaries.verification(out)
+    assert "EoT: 2/10 (20.0 %) of the verified rationales state a relation the solver must invert" in text
+    assert "svamp 2/3 (66.7 %)" in text and "5 are the forward calculation spelled as equations" in text
+    del summary["eot_forms"]  # a summary without the measure says nothing of it
     (out / "verification_summary.json").write_text(json.dumps(summary))
-    assert "relational" not in summaries.verification(out)
+    assert "invert" not in summaries.verification(out)
 
 
 def test_fine_tuning_reports_steps_speed_and_loss(out):

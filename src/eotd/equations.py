@@ -464,23 +464,39 @@ def _show(values: list[Number]) -> str:
 _NAME_RE = re.compile(r"[^\W\d]\w*")
 
 
-def is_relational(text: str) -> bool:
-    """True when an EoT rationale states a relation a solver has to invert: some equation is not
-    `name = expression of quantities already known` (an unknown on the right, a name assigned twice, an expression
-    on the left, or a chain `a = b = c`). `name = x` lines only declare unknowns. False for a forward calculation
-    spelled as equations, and for text that does not parse (its verifier says why)."""
+def inverts(text: str) -> bool:
+    """True when the solver must invert the system: no order of its equations evaluates every unknown forward, where
+    a forward step is an equation with one side a lone unknown and every name of the other side already known (either
+    side: `43 - 22 = left` is forward; `name = x` declares). `left + 22 = 43` inverts. False for a forward
+    calculation spelled as equations, and for text that does not parse (its verifier says why)."""
     try:
         lines = _read_lines(text)
     except _SyntaxProblem:
         return False
-    known: set[str] = set()
+    pairs = []
     for line in lines:
-        if line.declares is not None:
-            continue
-        if len(line.sides) != 2 or not _NAME_RE.fullmatch(line.sides[0]):
-            return True
-        left, used = line.names[0], line.names[1:]  # a bare name on the left is the line's first name
-        if left in known or any(name not in known for name in used):
-            return True
-        known.add(left)
-    return False
+        for left, right in zip(line.sides, line.sides[1:]):
+            pairs.append((_side_names(left), _side_names(right), left.strip(), right.strip()))
+    names = {name for left, right, _, _ in pairs for name in left | right}
+    known: set[str] = set()
+    pending = list(pairs)
+    progress = True
+    while pending and progress:
+        progress = False
+        for pair in list(pending):
+            left, right, left_text, right_text = pair
+            for lone, lone_text, other in ((left, left_text, right), (right, right_text, left)):
+                if _NAME_RE.fullmatch(lone_text) and other <= known:
+                    known |= lone
+                    pending.remove(pair)
+                    progress = True
+                    break
+            else:
+                if left | right <= known:
+                    pending.remove(pair)
+                    progress = True
+    return bool(pending) or not names <= known
+
+
+def _side_names(side: str) -> set[str]:
+    return {name for name in _NAME_RE.findall(side) if not name.startswith(_FN_PREFIX)}

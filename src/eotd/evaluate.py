@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from eotd.answers import from_json, numbers_equal, to_json
+from eotd.equations import inverts
 from eotd.params import Params
 from eotd.protocol import (ACCURACY_COLUMNS, DEFAULT_FALLBACK, SEED_COLUMNS, THOUGHTS, VOTE,
                            fallback_strategy, method_order, split_label)
+from eotd.relations import question_form
 from eotd.stats import Runs, components, difference, holm, mean_interval
 from eotd.verify import verify_many
 
@@ -169,9 +171,13 @@ def accuracy_table(combined: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
 
 
-COMPARISON_COLUMNS = ["dataset", "a", "b", "a_strategy", "b_strategy", "a_seeds", "b_seeds", "a_accuracy",
+COMPARISON_COLUMNS = ["dataset", "form", "a", "b", "a_strategy", "b_strategy", "a_seeds", "b_seeds", "a_accuracy",
                       "b_accuracy", "diff", "diff_low", "diff_high", "df", "p_value", "p_holm", "verdict"]
 NO_CLEAR_DIFFERENCE = "no clear difference"
+# The sets whose problems are compared by question form too: inverse (the unknown is a start, a change, a part, a
+# referent, a group count or a rate, where equations should help) and forward (a result or a total).
+FORM_SETS = ("svamp", "asdiv", "multiarith")
+FORM_ROWS = ("inverse", "forward")
 
 
 def _verdict(a: str, b: str, result: dict, p_holm: float, alpha: float) -> str:
@@ -184,12 +190,22 @@ def _verdict(a: str, b: str, result: dict, p_holm: float, alpha: float) -> str:
 def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: float = 0.05) -> pd.DataFrame:
     """Every pair of methods (each at its strategy in `strategies`) on every dataset: the difference A - B in
     accuracy (seed means, fractions), its 95 % interval and p-value by stats.difference (training seeds and problems
-    as sampled, paired on problems). The family is every pair on one dataset, untrained base included; p_holm is
-    Holm-adjusted within it, and a verdict names a winner only when p_holm < alpha: "PoTD beats base", or "ETD ahead
-    of PoTD on one training seed" when a side is a trained method with one seed (its training noise is unmeasured),
-    else "no clear difference"."""
+    as sampled, paired on problems). The family is every pair on one dataset and form, untrained base included;
+    p_holm is Holm-adjusted within it, and a verdict names a winner only when p_holm < alpha: "PoTD beats base", or
+    "ETD ahead of PoTD on one training seed" when a side is a trained method with one seed (its training noise is
+    unmeasured), else "no clear difference". Form "all" is every problem; on FORM_SETS, when the rows carry a
+    question form (run's `questions`), "inverse" and "forward" compare the problems of that form alone."""
+    rows = _comparisons(combined, strategies, alpha, "all")
+    if combined and "form" in combined[0]:
+        for form in FORM_ROWS:
+            rows += _comparisons([r for r in combined if r["dataset"] in FORM_SETS and r["form"] == form],
+                                 strategies, alpha, form)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def _comparisons(combined: list[dict], strategies: dict[str, str], alpha: float, form: str) -> list[dict]:
     if not combined:
-        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+        return []
     rows = []
     for dataset, runs in _paired_runs(combined, strategies).items():
         present = list(runs)
@@ -199,12 +215,44 @@ def compare_methods(combined: list[dict], strategies: dict[str, str], alpha: flo
                 left, right = runs[a], runs[b]
                 family.append((a, b, left, right, difference(left, right)))
         for (a, b, left, right, result), p_holm in zip(family, holm([f[-1]["p_value"] for f in family])):
-            rows.append({"dataset": dataset, "a": a, "b": b, "a_strategy": strategies[a], "b_strategy": strategies[b],
-                         "a_seeds": left.seeds, "b_seeds": right.seeds, "a_accuracy": left.accuracy,
-                         "b_accuracy": right.accuracy, **{k: result[k] for k in ("diff", "diff_low", "diff_high", "df")},
+            rows.append({"dataset": dataset, "form": form, "a": a, "b": b, "a_strategy": strategies[a],
+                         "b_strategy": strategies[b], "a_seeds": left.seeds, "b_seeds": right.seeds,
+                         "a_accuracy": left.accuracy, "b_accuracy": right.accuracy,
+                         **{k: result[k] for k in ("diff", "diff_low", "diff_high", "df")},
                          "p_value": result["p_value"], "p_holm": float(p_holm),
                          "verdict": _verdict(a, b, result, p_holm, alpha)})
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    return rows
+
+
+FORM_COLUMNS = ["dataset", "form", "method", "strategy", "seeds", "n", "accuracy"]
+
+
+def accuracy_by_form(combined: list[dict], strategies: dict[str, str]) -> pd.DataFrame:
+    """Each method's accuracy (mean over its seeds) at its strategy on the problems of each question form, per
+    dataset: where relational equations should help (inverse) and where they should not (forward)."""
+    rows = []
+    if combined and "form" in combined[0]:
+        for (dataset, form, method), runs in _grouped_runs(combined, ["dataset", "form", "method"], strategies).items():
+            rows.append({"dataset": dataset, "form": form, "method": method, "strategy": strategies[method],
+                         "seeds": runs.seeds, "n": runs.problems, "accuracy": runs.accuracy})
+    return pd.DataFrame(rows, columns=FORM_COLUMNS)
+
+
+def eot_inversions(scored: list[dict]) -> pd.DataFrame:
+    """Per method, its EoT answers: how many invert a relation (equations.inverts: the student wrote the question's
+    relation rather than a forward calculation), and the accuracy of those and of the rest."""
+    rows = []
+    eot = [o for o in scored if o["thought"] == "eot" and isinstance(o.get("output"), str)]
+    for method in method_order(split_label(o["method"])[0] for o in eot):
+        mine = [o for o in eot if split_label(o["method"])[0] == method]
+        flags = [inverts(o["output"]) for o in mine]
+        inv = [o["correct"] for o, f in zip(mine, flags) if f]
+        fwd = [o["correct"] for o, f in zip(mine, flags) if not f]
+        rows.append({"method": method, "answers": len(mine), "inverting": len(inv),
+                     "inverting_share": len(inv) / len(mine) if mine else None,
+                     "accuracy_inverting": sum(inv) / len(inv) if inv else None,
+                     "accuracy_other": sum(fwd) / len(fwd) if fwd else None})
+    return pd.DataFrame(rows)
 
 
 DESIGN_COLUMNS = ["dataset", "seed_sd", "noise_sd", "pair_sd", "seeds", "problems", "half_width", "detectable"]
@@ -234,10 +282,17 @@ def design_table(combined: list[dict], strategies: dict[str, str]) -> pd.DataFra
     return pd.DataFrame(rows, columns=DESIGN_COLUMNS)
 
 
-def run(outputs: list[dict], p: Params, progress: bool = False) -> tuple[list[dict], list[dict], pd.DataFrame]:
-    """Score raw outputs, combine them with the params' strategies and tabulate: (scored, combined, accuracy)."""
+def run(outputs: list[dict], p: Params, progress: bool = False,
+        questions: dict[tuple[str, str], str] | None = None) -> tuple[list[dict], list[dict], pd.DataFrame]:
+    """Score raw outputs, combine them with the params' strategies and tabulate: (scored, combined, accuracy). With
+    `questions` ((dataset, question_id) -> text), every row carries its question's form (relations.question_form,
+    from the text alone)."""
     scored = score(outputs, timeout=p.verify_timeout, memory_mb=p.verify_memory_mb, progress=progress)
     combined = combine(scored, p.fallback_orders, p.vote_tie_order)
+    if questions is not None:
+        forms = {key: question_form(text) for key, text in questions.items()}
+        scored = [{**o, "form": forms.get((o["dataset"], o["question_id"]), "unknown")} for o in scored]
+        combined = [{**r, "form": forms.get((r["dataset"], r["question_id"]), "unknown")} for r in combined]
     return scored, combined, accuracy_table(combined)
 
 

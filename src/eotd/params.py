@@ -54,7 +54,7 @@ class Params(TrainConfig):
     budget_usd: float | None = None  # stop cleanly before the run would spend more
     # students (03): any hub id / folder, causal or seq2seq; "smollm2-135m-gguf" = the embedded default
     student: str = "smollm2-135m-gguf"
-    methods: list[str] = field(default_factory=lambda: list(protocol.METHODS))
+    methods: list[str] = field(default_factory=lambda: list(protocol.MAIN_METHODS))
     etd_data: str = "union"  # "union": every verified rationale of every type (the paper); "one_per_question": ETD
     # sees each question once, types dealt round-robin: the same training budget as CoTD/PoTD/EoTD
     # training seeds (data order) per method: {PoTD: [0, 1, 2]}; a method not named trains once, with `seed`
@@ -170,6 +170,9 @@ def _check_values(p: Params, source: str) -> None:
     if p.rationales_file and p.ablation_style_methods:
         raise ParamsError(f"{source}: ablation_style_methods rewrites the annotation teacher's rationales and cannot "
                           "rewrite a rationales_file; set ablation_style_methods: [] with rationales_file")
+    if protocol.FORWARD_EOT_METHOD in p.methods and (p.teacher != "annotation" or p.rationales_file):
+        raise ParamsError(f"{source}: method {protocol.FORWARD_EOT_METHOD!r} trains on the annotation teacher's forward "
+                          "EoT; it needs teacher: annotation and no rationales_file")
     for fraction in p.ablation_sizes:
         if not 0 < fraction <= 1:
             raise ParamsError(f"{source}: key 'ablation_sizes' holds {fraction!r}; fractions must be in (0, 1]")

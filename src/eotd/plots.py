@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from eotd.protocol import (  # noqa: E402
-    ACCURACY_COLUMNS, THOUGHT_MIXES, headline_strategies, is_headline, method_order, require_columns,
+    ACCURACY_COLUMNS, THOUGHT_MIXES, all_forms, headline_strategies, is_headline, method_order, require_columns,
 )
 from eotd.report import (  # noqa: E402
     ablation_headline, dataset_order, headline, run_params, setting_line, strategy_order,
@@ -116,7 +116,7 @@ def method_differences(comparisons: pd.DataFrame) -> plt.Figure:
     95 % interval, coloured by verdict (beats, ahead on one training seed, no clear difference)."""
     require_columns(comparisons, ["dataset", "a", "b", "diff", "diff_low", "diff_high", "verdict"],
                     "method_comparisons.csv")
-    rows = comparisons[comparisons["dataset"].map(is_headline)]
+    rows = comparisons[comparisons["dataset"].map(is_headline) & all_forms(comparisons)]
     datasets = dataset_order(rows["dataset"])
     pairs = list(dict.fromkeys(f"{a} − {b}" for a, b in zip(rows["a"], rows["b"])))
     fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 1.5, 0.35 * len(pairs) + 1.6),

@@ -17,10 +17,16 @@ TRIGGERS = {
     "pot": "Let’s break down the code step by step",
     "eot": "System of linear equations: (Do not simplify)",
 }
-# Which thought types each distillation method trains on, and which split of 01's training data holds them.
-METHODS = {"CoTD": ("cot",), "PoTD": ("pot",), "EoTD": ("eot",), "ETD": THOUGHTS}
+# Which thought types each distillation method trains on, and which split of 02's training data holds them.
+# EoTD-forward is EoTD trained on the forward EoT of the same questions (the gold calculation spelled as equations,
+# the result as the unknown) instead of the relations the question states: EoTD minus EoTD-forward isolates what
+# stating relations does. Only the annotation teacher writes both forms.
+FORWARD_EOT_METHOD = "EoTD-forward"
+METHODS = {"CoTD": ("cot",), "PoTD": ("pot",), "EoTD": ("eot",), "ETD": THOUGHTS, FORWARD_EOT_METHOD: ("eot",)}
+MAIN_METHODS = ("CoTD", "PoTD", "EoTD", "ETD")  # the paper's four, a tier's default
 ETD_SPLIT = "etd"  # every verified rationale of every type
-TRAIN_SPLIT = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": ETD_SPLIT}
+FORWARD_EOT_SPLIT = "eot_forward"
+TRAIN_SPLIT = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": ETD_SPLIT, FORWARD_EOT_METHOD: FORWARD_EOT_SPLIT}
 BASELINE = "base"  # the untrained student, prompted
 METHOD_ORDER = (BASELINE, *METHODS)
 # The thought-mix ablation's students: every non-empty subset of the thought types, smallest first.
@@ -38,7 +44,8 @@ def fallback_strategy(order) -> str:
 
 # The strategy each method's headline number is read at: its trained trigger; ETD at the fallback chain of paper §4's
 # candidate (b) (the paper's own rule is unknown, so this is our choice).
-HEADLINE_STRATEGY = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": fallback_strategy(DEFAULT_FALLBACK)}
+HEADLINE_STRATEGY = {"CoTD": "cot", "PoTD": "pot", "EoTD": "eot", "ETD": fallback_strategy(DEFAULT_FALLBACK),
+                     FORWARD_EOT_METHOD: "eot"}
 ACCURACY_COLUMNS = ["dataset", "method", "strategy", "n", "correct", "accuracy", "ci_low", "ci_high"]
 SEED_COLUMNS = ["dataset", "method", "strategy", "seed", "n", "correct", "accuracy"]
 OVERLAP_SUFFIX = "_overlap"  # <set>_overlap: benchmark items found in the training data, never in a headline
@@ -135,3 +142,11 @@ def headline_strategies(acc: pd.DataFrame, strategy_for: dict[str, str] | None =
             pick = (pooled["correct"] / pooled["n"]).idxmax()
         chosen[method] = pick
     return chosen
+
+
+def all_forms(comparisons: pd.DataFrame) -> pd.Series:
+    """The rows of method_comparisons.csv over every problem of a set (form "all"; a file without forms has only
+    those), not the ones restricted to a question form."""
+    import pandas as pd
+
+    return comparisons["form"].eq("all") if "form" in comparisons else pd.Series(True, index=comparisons.index)

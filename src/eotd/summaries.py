@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eotd.protocol import BASELINE, THOUGHT_LABELS, headline_strategies, is_headline, method_order
+from eotd.protocol import BASELINE, THOUGHT_LABELS, all_forms, headline_strategies, is_headline, method_order
 from eotd.report import ablation_headline, dataset_order, headline, interval, read_json
 
 
@@ -43,8 +43,10 @@ def synthesis(out: Path) -> str:
 
 
 def verification(out: Path) -> str:
-    """02: acceptance per thought type, the commonest reasons for rejection, and what is kept for training."""
-    v = read_json(Path(out) / "verification_summary.json")
+    """02: acceptance per thought type, the commonest reasons for rejection, what is kept for training, and how
+    relational the EoT is."""
+    summary = read_json(Path(out) / "verification_summary.json")
+    v = {t: s for t, s in summary.items() if t in THOUGHT_LABELS}
     total = sum(t["total"] for t in v.values())
     verified = sum(t["verified"] for t in v.values())
     kept = read_json(Path(out) / "synthesis_summary.json").get("etd_kept")
@@ -53,24 +55,25 @@ def verification(out: Path) -> str:
              + (f"; {kept} kept for training (exact duplicates dropped)." if kept is not None else ".")]
     lines += [f"- {THOUGHT_LABELS[t]}: {_share(s['verified'], s['total'])}; rejected: {_reasons(s['reasons'])}"
               for t, s in v.items()]
+    if forward := summary.get("eot_forward"):
+        lines.append(f"- Forward EoT (EoTD-forward's data): {_share(forward['verified'], forward['total'])}")
     eot = eot_kind(out)
     return "\n".join(lines + ([f"- {eot}"] if eot else []))
 
 
 def eot_kind(out: Path) -> str:
-    """What the run's verified EoT rationales are (verification_summary.json's `relational` count), and what that
-    means for EoTD vs PoTD; "" when 02 verified no EoT (or predates the count)."""
-    eot = read_json(Path(out) / "verification_summary.json").get("eot") or {}
-    verified, relational = eot.get("verified", 0), eot.get("relational")
-    if not verified or relational is None:
+    """How relational the run's verified EoT rationales are (verification_summary.json's `eot_forms`): the share
+    the solver must invert, per training source; "" when 02 verified no EoT."""
+    forms = read_json(Path(out) / "verification_summary.json").get("eot_forms") or {}
+    every = forms.get("all") or {}
+    if not every.get("verified"):
         return ""
-    if relational == 0:
-        return (f"EoT: none of the {verified} verified rationales is relational: each equation assigns a name from "
-                "known quantities, the forward calculation of PoT spelled as equations (the paper's EoT states "
-                "relations a solver inverts). So here EoTD vs PoTD compares two spellings of one calculation.")
-    return (f"EoT: {_share(relational, verified)} of the verified rationales are relational (an equation a solver "
-            "inverts: an unknown on the right, several unknowns, or no single assigned name); the rest are forward "
-            "calculations spelled as equations.")
+    per_source = ", ".join(f"{source} {_share(f['inverts'], f['verified'])}" for source, f in forms.items()
+                           if source != "all")
+    return (f"EoT: {_share(every['inverts'], every['verified'])} of the verified rationales state a relation the "
+            f"solver must invert ({per_source}); {every['text_forward']} state the text's relation with the result "
+            f"as the unknown and {every['forward_fallback']} are the forward calculation spelled as equations "
+            "(no rule read the question).")
 
 
 def fine_tuning(out: Path) -> str:
@@ -191,7 +194,7 @@ def _comparison_lines(out: Path) -> list[str]:
     comparisons = pd.read_csv(path) if path.exists() else pd.DataFrame()
     if comparisons.empty:  # one method alone has no pairs
         return []
-    comparisons = comparisons[comparisons["dataset"].map(is_headline)]
+    comparisons = comparisons[comparisons["dataset"].map(is_headline) & all_forms(comparisons)]
     order = {d: i for i, d in enumerate(dataset_order(comparisons["dataset"]))}
     comparisons = comparisons.sort_values("dataset", key=lambda d: d.map(order), kind="stable")
     beats = comparisons[comparisons["verdict"].str.contains(" beats ")]

@@ -17,13 +17,16 @@ from eotd import console, data, paths, records
 from eotd.answers import to_json
 from eotd.params import Params
 from eotd.params import load as load_params
+from eotd.protocol import FORWARD_EOT_METHOD
 from eotd.teachers import Request, Teacher, build
+from eotd.teachers.annotation import AnnotationTeacher
 from eotd.teachers.base import Completion
 from eotd.teachers.cache import CompletionCache, cache_key
 
 SUMMARY = "synthesis_summary.json"
-COLUMNS = ("question_id", "dataset", "question", "gold", "thought", "rationale", "teacher", "teacher_is_llm",
-           "prompt_hash", "sample_index", "error", "input_tokens", "output_tokens")  # of a row build_rows writes
+COLUMNS = ("question_id", "dataset", "question", "gold", "thought", "variant", "rationale", "teacher", "teacher_is_llm",
+           "prompt_hash", "sample_index", "error", "input_tokens", "output_tokens", "schema", "cue")  # of a build_rows row
+FORWARD = "forward"  # the variant of the forward EoT that EoTD-forward trains on
 
 
 def training_problems(p: Params) -> list[data.Problem]:
@@ -78,19 +81,25 @@ def generate(teacher: Teacher, requests: list[Request], cache: CompletionCache, 
 
 
 def build_rows(problems: list[data.Problem], requests: list[Request], completions: list[Completion],
-               teacher: Teacher) -> list[dict]:
-    """One row per request: the teacher's rationale, or its failure in `error` (02 verifies the rationales)."""
+               teacher: Teacher, variant: str = "") -> list[dict]:
+    """One row per request: the teacher's rationale, or its failure in `error` (02 verifies the rationales); an EoT
+    row carries the schema and cue of what it states when the teacher can say (the annotation teacher's `describe`).
+    `variant` "forward" marks the forward EoT that EoTD-forward trains on."""
     gold = {pr.id: pr for pr in problems}
+    describe = getattr(teacher, "describe", lambda request: {})
     rows = []
     for request, completion in zip(requests, completions):
         problem = gold[request.question_id]
+        said = describe(request) if request.thought == "eot" and completion.text is not None else {}
         rows.append({
             "question_id": request.question_id, "dataset": problem.dataset, "question": problem.question,
-            "gold": to_json(problem.answer), "thought": request.thought, "rationale": completion.text,
+            "gold": to_json(problem.answer), "thought": request.thought, "variant": variant,
+            "rationale": completion.text,
             "teacher": teacher_label(teacher), "teacher_is_llm": teacher.is_llm,
             "prompt_hash": teacher.prompt_version(request.thought), "sample_index": request.sample_index,
             "error": None if completion.text is not None else completion.error.split(":")[0] or "no_output",
             "input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens,
+            "schema": said.get("schema"), "cue": said.get("cue"),
         })
     return rows
 
@@ -178,10 +187,15 @@ def run(p: Params, progress: bool = True) -> Synthesis:
     cache = CompletionCache(paths.cache_dir("teacher") / "completions.sqlite")
     try:
         completions = generate(teacher, requests, cache, progress)
+        rows = build_rows(problems, requests, completions, teacher)
+        if FORWARD_EOT_METHOD in p.methods:
+            forward = AnnotationTeacher(eot_form="forward")
+            forward_requests = requests_for(problems, ["eot"], p.samples_per_question)
+            rows += build_rows(problems, forward_requests, generate(forward, forward_requests, cache, progress),
+                               forward, variant=FORWARD)
     finally:
         cache.close()
-    rows = build_rows(problems, requests, completions, teacher)
-    summary = summarize(rows, teacher, p)
+    summary = summarize([r for r in rows if not r["variant"]], teacher, p)
     try:
         check_generated(summary, rows)
     finally:

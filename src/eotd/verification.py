@@ -21,7 +21,8 @@ from eotd import paths, records, synthesis
 from eotd.answers import from_json, parse_number, to_json
 from eotd.data import Problem
 from eotd.params import Params
-from eotd.protocol import THOUGHTS
+from eotd.equations import inverts
+from eotd.protocol import ETD_SPLIT, FORWARD_EOT_METHOD, FORWARD_EOT_SPLIT, THOUGHTS
 from eotd.params import load as load_params
 from eotd.verify import summarize, verify_many
 
@@ -48,7 +49,7 @@ def _file_rows(source: Path) -> list[dict]:
         if gold is None:
             raise ValueError(f"{where}: gold {row['gold']!r} is not a number")
         rows.append({**{key: row[key] for key in FILE_FIELDS}, "dataset": "rationales_file", "gold": to_json(gold),
-                     "sample_index": 0, "error": None})
+                     "variant": "", "sample_index": 0, "error": None, "schema": None, "cue": None})
     return rows
 
 
@@ -92,10 +93,11 @@ def verify_rows(rows: list[dict], p: Params, progress: bool = True) -> list[dict
 
 
 def kept_rows(rows: list[dict]) -> list[dict]:
-    """Verified rationales, without exact duplicates of the same question and thought type."""
+    """Verified rationales, without exact duplicates of the same question, thought type and variant."""
     seen, kept = set(), []
     for row in rows:
-        key = (row["question_id"], row["thought"], row["rationale"].strip() if row["rationale"] else None)
+        key = (row["question_id"], row["thought"], row.get("variant") or "",
+               row["rationale"].strip() if row["rationale"] else None)
         if row["correct"] and key not in seen:
             seen.add(key)
             kept.append(row)
@@ -113,6 +115,31 @@ def type_counts(rows: list[dict], kept: list[dict], thought_types: list[str]) ->
                           "kept": sum(r["thought"] == thought for r in kept),
                           "reasons": dict(Counter(r["reason"] for r in mine).most_common())}
     return types
+
+
+def eot_form(row: dict) -> str:
+    """What a verified EoT rationale is: "inverts" (the solver must invert it, equations.inverts), "text_forward" (the
+    text's own relation with the result as its unknown) or "forward_fallback" (no rule read the question: the forward
+    calculation spelled as equations)."""
+    if inverts(row["rationale"]):
+        return "inverts"
+    return "text_forward" if row.get("schema") not in (None, "forward") else "forward_fallback"
+
+
+EOT_FORMS = ("inverts", "text_forward", "forward_fallback")
+
+
+def eot_forms(rows: list[dict]) -> dict[str, dict]:
+    """verification_summary.json's `eot_forms`: per training source and `all`, the verified EoT rationales (of the
+    main teacher) by eot_form, their count and the share that inverts."""
+    verified = [r for r in rows if r["thought"] == "eot" and r["correct"] and not r.get("variant")]
+    out = {}
+    for source in [*dict.fromkeys(r["dataset"] for r in verified), "all"]:
+        mine = [r for r in verified if source in ("all", r["dataset"])]
+        counts = Counter(eot_form(r) for r in mine)
+        out[source] = {**{form: counts[form] for form in EOT_FORMS}, "verified": len(mine),
+                       "inverts_share": round(counts["inverts"] / len(mine), 4) if mine else None}
+    return out
 
 
 def add_verdicts(summary: dict, types: dict[str, dict], etd_kept: int) -> dict:
@@ -148,9 +175,13 @@ def train_folder(p: Params) -> Path:
 
 
 def save_splits(kept: list[dict], p: Params) -> Path:
-    """The training data on disk: one split per thought type, plus "etd" (every kept rationale)."""
-    splits = {t: [r for r in kept if r["thought"] == t] for t in p.thought_types}
-    splits["etd"] = kept
+    """The training data on disk: one split per thought type, "etd" (every kept rationale) and, when 01 wrote the
+    forward EoT, "eot_forward"."""
+    main = [r for r in kept if not r.get("variant")]
+    splits = {t: [r for r in main if r["thought"] == t] for t in p.thought_types}
+    splits[ETD_SPLIT] = main
+    if forward := [r for r in kept if r.get("variant") == synthesis.FORWARD]:
+        splits[FORWARD_EOT_SPLIT] = forward
     features = datasets.Dataset.from_list(kept).features
     data = datasets.DatasetDict({name: datasets.Dataset.from_list(split, features=features)
                                  for name, split in splits.items()})
@@ -164,7 +195,8 @@ class Verification:
     rows: list[dict]
     kept: list[dict]
     types: dict[str, dict]  # type_counts: what synthesis_summary.json's "types" holds after 02
-    summary: dict  # verification_summary.json: per thought type, total, verified, relational, reasons, acceptance
+    summary: dict  # per thought type: total, verified, inverts, reasons, acceptance (verification_summary.json's)
+    eot_forms: dict[str, dict]  # verification_summary.json's `eot_forms`
 
 
 def _with_verdicts(summary: dict, p: Params, rows: list[dict], types: dict[str, dict], etd_kept: int) -> dict:
@@ -182,23 +214,33 @@ def run(p: Params, progress: bool = True) -> Verification:
     shutil.rmtree(train_folder(p), ignore_errors=True)
     source, rows = read(p)
     rows = verify_rows(rows, p, progress)
+    rows = [{**r, "eot_form": eot_form(r) if r["thought"] == "eot" and r["correct"] else None} for r in rows]
     kept = kept_rows(rows)
-    types = type_counts(rows, kept, p.thought_types)
+    main = [r for r in rows if not r.get("variant")]
+    types = type_counts(main, [r for r in kept if not r.get("variant")], p.thought_types)
     out = paths.results_dir(p.name)
-    summary = summarize([r for r in rows if r["rationale"] is not None])
-    records.write_json(out / SUMMARY, summary)
+    summary = summarize([r for r in main if r["rationale"] is not None])
+    forms = eot_forms(rows)
+    written = {**summary, "eot_forms": forms}
+    if forward := [r for r in rows if r.get("variant") and r["rationale"] is not None]:
+        written[FORWARD_EOT_SPLIT] = summarize(forward)["eot"]
+    records.write_json(out / SUMMARY, written)
     records.write_jsonl(out / VERIFIED, [r for r in rows if r["correct"]])
     synthesis_summary = out / synthesis.SUMMARY
     if synthesis_summary.exists():  # absent only when 02 runs alone on a rationales_file
         records.write_json(synthesis_summary,
-                           _with_verdicts(json.loads(synthesis_summary.read_text()), p, rows, types, len(kept)))
+                           _with_verdicts(json.loads(synthesis_summary.read_text()), p, rows, types,
+                                          sum(not r.get("variant") for r in kept)))
     check_nonempty(types)
+    if FORWARD_EOT_METHOD in p.methods and not any(r.get("variant") for r in kept):
+        raise VerificationError(f"no verified forward EoT for {FORWARD_EOT_METHOD}: 01 wrote none (re-run "
+                                "01_data_synthesis with this method in the params)")
     save_splits(kept, p)
-    return Verification(source, rows, kept, types, summary)
+    return Verification(source, rows, kept, types, summary, forms)
 
 
 def load_train_splits(p: Params) -> datasets.DatasetDict:
-    """The training data `run` wrote: one split per thought type plus "etd" (all types mixed)."""
+    """The training data `run` wrote: one split per thought type, "etd" (all types mixed), and "eot_forward"."""
     folder = train_folder(p)
     if not folder.exists():
         raise FileNotFoundError(f"no verified training data for {p.name!r} at {paths.relative(folder)}; run "
@@ -219,7 +261,7 @@ def main() -> None:
         result = run(load_params(args.params_file))
     except (VerificationError, FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"[eotd.verification] {exc}") from None
-    print({t: (s["total"], s["verified"]) for t, s in result.summary.items()})
+    print({t: (s["total"], s["verified"]) for t, s in result.summary.items()}, result.eot_forms.get("all"))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Iterable
 
 from eotd import console
 from eotd.answers import MAX_DIGITS, Number, extract_answer, numbers_equal, parse_number
-from eotd.equations import is_relational
+from eotd.equations import inverts
 from eotd.protocol import THOUGHTS
 from eotd.sandbox import Job, Outcome, Sandbox, shared_sandbox
 
@@ -104,14 +104,14 @@ def verify(thought: str, rationale: str, gold, **options) -> Verdict:
 
 def summarize(verified: list[dict]) -> dict:
     """Per thought type (rows with thought, rationale, correct and reason): how many rationales, how many verified,
-    the reasons for each verdict, and how many verified EoT rationales are relational (equations a solver inverts,
-    equations.is_relational) rather than a forward calculation spelled as equations (0 for the other types)."""
+    the reasons for each verdict, and how many verified EoT rationales the solver must invert (equations.inverts)
+    rather than evaluate forward (0 for the other types)."""
     summary: dict[str, dict] = {}
     for row in verified:
-        entry = summary.setdefault(row["thought"], {"total": 0, "verified": 0, "relational": 0, "reasons": {}})
+        entry = summary.setdefault(row["thought"], {"total": 0, "verified": 0, "inverts": 0, "reasons": {}})
         entry["total"] += 1
         entry["verified"] += bool(row["correct"])
-        entry["relational"] += bool(row["correct"] and row["thought"] == "eot" and is_relational(row["rationale"]))
+        entry["inverts"] += bool(row["correct"] and row["thought"] == "eot" and inverts(row["rationale"]))
         entry["reasons"][row["reason"]] = entry["reasons"].get(row["reason"], 0) + 1
     for entry in summary.values():
         entry["acceptance"] = entry["verified"] / entry["total"]

@@ -68,12 +68,14 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Callable, Iterable, Iterator
 
+from eotd import relations
 from eotd.answers import Number, normalize, numbers_equal, parse_number
 from eotd.protocol import THOUGHTS
 from eotd.teachers.base import Completion, Request, Usage
 
-VERSION = "2"
+VERSION = "3"
 STYLES = ("executor", "commented")
+EOT_FORMS = ("relational", "forward")
 REASONS = ("no_gold_solution", "no_final_answer", "no_annotations", "unparseable_annotation", "annotation_mismatch",
            "last_step_not_answer", "unknown_thought", "unknown_style")
 SAMPLE_ERROR = "deterministic: one rationale per question"
@@ -672,14 +674,91 @@ def checked_steps(solution: str) -> list[Step]:
     return steps
 
 
-def convert(solution: str, thought: str, question: str | None = None, style: str = "executor") -> str:
-    """The `thought` ("cot", "pot", "eot") rationale for a gold solution in `style`; raises ConversionError."""
+def gold_numbers(steps: list[Step], question: str | None) -> list[Fraction]:
+    """The numbers the gold calculation takes from the question (every operand that is not an earlier step's result,
+    a number the question writes counting as the question's)."""
+    given = question_numbers(question)
+    results: list[Fraction] = []
+    numbers = []
+    for step in steps:
+        numbers += [t.value for t in step.tokens if isinstance(t, _Num) and (t.value in given or t.value not in results)]
+        results.append(step.result)
+    return numbers
+
+
+_STEP_CUES = {"/": re.compile(r"\b(each|per|every|equally|among|between|split|shared?|divided|times|twice|apiece)\b",
+                              re.IGNORECASE),
+              "-": re.compile(r"\b(total|in all|altogether|combined|together|more than|fewer than|less than)\b",
+                              re.IGNORECASE)}
+
+
+def _tied_step(steps: list[Step], question: str) -> tuple[int, str] | None:
+    """The last gold step `a / b` or `a - b` whose known number b stands in a question sentence with a cue that states
+    the reverse relation (`each`, `times`, `a total of`, `more than`): (its index, the cue)."""
+    sentences = _SENTENCE_END.split(" ".join(question.split()))
+    for k in range(len(steps) - 1, -1, -1):
+        tokens = steps[k].tokens
+        if len(tokens) != 3 or tokens[1] not in _STEP_CUES or not isinstance(tokens[2], _Num):
+            continue
+        number = re.compile(rf"(?<![\d.]){re.escape(tokens[2].text)}(?![\d])")
+        for sentence in sentences:
+            if number.search(sentence.replace(",", "")) and (cue := _STEP_CUES[tokens[1]].search(sentence)):
+                return k, cue.group(0)
+    return None
+
+
+def eot_reading(solution: str, question: str | None) -> tuple[str, relations.Reading]:
+    """The relational EoT of a gold solution and the reading it came from. The question's text first
+    (relations.relational_eot over the gold's numbers); else a gold step tied to a cue of the question, written as
+    the relation the cue states (`b * name = a` for `a / b`, `name + b = a` for `a - b`); else the forward EoT, whose
+    reading is ("forward", "")."""
+    steps = checked_steps(solution)
+    question = question or ""
+    reading = relations.read(question)
+    if reading is not None and reading.form == "inverse":
+        text = relations.relational_eot(question, gold_numbers(steps, question), reading)
+        if text is not None:
+            return text, reading
+    tied = _tied_step(steps, question)
+    forward = eot_text(steps, question)
+    if tied is None:
+        if reading is not None:
+            return forward, reading  # the text's own relation has the result as its unknown
+        return forward, relations.Reading("forward", "")
+    k, cue = tied
+    step = steps[k]
+    rhs = _expressions(steps, "floor", question)[k]
+    left, op, right = rhs.rsplit(" ", 2) if rhs.count(" ") >= 2 else (rhs, "", "")
+    if step.floor or op not in ("/", "-"):
+        return forward, relations.Reading("forward", "")
+    relation = f"{right} * {step.name} = {left}" if op == "/" else f"{step.name} + {right} = {left}"
+    lines = forward.splitlines()
+    at = max(i for i, line in enumerate(lines) if line == f"{step.name} = {rhs}")
+    lines[at:at + 1] = [f"% {_short(_cue_sentence(question, cue))}", relation]
+    schema = "groups-count" if op == "/" else "combine-part"
+    if op == "/" and re.search(r"times|twice", cue):
+        schema = "times"
+    if op == "-" and "than" in cue:
+        schema = "compare-referent"
+    return "\n".join(lines), relations.Reading(schema, cue)
+
+
+def _cue_sentence(question: str, cue: str) -> str:
+    return next((s for s in _SENTENCE_END.split(" ".join(question.split())) if cue in s), cue)
+
+
+def convert(solution: str, thought: str, question: str | None = None, style: str = "executor",
+            eot_form: str = "relational") -> str:
+    """The `thought` ("cot", "pot", "eot") rationale for a gold solution in `style`, EoT in `eot_form`; raises
+    ConversionError."""
     if thought not in THOUGHTS:
         raise ConversionError("unknown_thought", f"thought must be one of {THOUGHTS}, got {thought!r}")
     if style not in STYLES:
         raise ConversionError("unknown_style", f"style must be one of {STYLES}, got {style!r}")
     if thought == "cot":
         return cot_text(solution)
+    if thought == "eot" and eot_form == "relational" and style == "executor":
+        return eot_reading(solution, question)[0]
     steps = checked_steps(solution)
     return pot_text(steps, question, style) if thought == "pot" else eot_text(steps, question, style)
 
@@ -699,23 +778,40 @@ def rationale_rows(problems: Iterable, thought: str = "pot") -> list[dict]:
 # ---------------------------------------------------------------- the teacher
 
 class AnnotationTeacher:
-    """Teacher protocol over gold solutions: deterministic rewrites, not an LLM."""
+    """Teacher protocol over gold solutions: deterministic rewrites, not an LLM. Its EoT states the question's
+    relations (`eot_form="relational"`) or spells the forward calculation as equations (`"forward"`)."""
 
     backend = "annotation"
     is_llm = False
 
-    def __init__(self, style: str = "executor"):
+    def __init__(self, style: str = "executor", eot_form: str = "relational"):
         if style not in STYLES:
             raise ValueError(f"annotation style must be one of {STYLES}, got {style!r}")
-        self.style = style
-        self.model = f"gold-annotations-v{VERSION}" + ("" if style == "executor" else f"-{style}")
+        if eot_form not in EOT_FORMS:
+            raise ValueError(f"annotation eot_form must be one of {EOT_FORMS}, got {eot_form!r}")
+        self.style, self.eot_form = style, eot_form
+        self.model = f"gold-annotations-v{VERSION}" + ("" if style == "executor" else f"-{style}") + \
+            ("" if eot_form == "relational" else "-forward-eot")
         self.usage = Usage()
 
     def settings(self) -> dict:
         return {}
 
     def prompt_version(self, thought: str) -> str:
-        return hashlib.sha256(f"annotation-v{VERSION}-{self.style}:{thought}".encode()).hexdigest()[:12]
+        return hashlib.sha256(f"annotation-v{VERSION}-{self.style}-{self.eot_form}:{thought}".encode()).hexdigest()[:12]
+
+    def describe(self, request: Request) -> dict:
+        """What an EoT rationale states: its schema and the words of the question it came from (forward EoT:
+        schema "forward"); {} for the other thought types or a solution that does not convert."""
+        if request.thought != "eot" or not request.gold_solution:
+            return {}
+        if self.eot_form == "forward" or self.style != "executor":
+            return {"schema": "forward", "cue": ""}
+        try:
+            reading = eot_reading(request.gold_solution, request.question)[1]
+        except ConversionError:
+            return {}
+        return {"schema": reading.schema, "cue": reading.cue}
 
     def complete_one(self, request: Request) -> Completion:
         if request.sample_index > 0:
@@ -723,7 +819,8 @@ class AnnotationTeacher:
         if not request.gold_solution:
             return Completion(None, error="no_gold_solution")
         try:
-            return Completion(convert(request.gold_solution, request.thought, request.question, self.style))
+            return Completion(convert(request.gold_solution, request.thought, request.question, self.style,
+                                      self.eot_form))
         except ConversionError as e:
             return Completion(None, error=str(e))
 
