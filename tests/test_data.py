@@ -255,17 +255,22 @@ def test_non_utf8_rationales_file_is_a_record_error(tmp_path):
 # ---- benchmark equations as worked solutions (eotd.teachers.annotation.equation_solution) ----
 
 def test_benchmark_solutions_convert_and_verify(loaded):
-    """Every benchmark solution the annotation teacher converts verifies against the gold answer (a sample of each)."""
+    """Every benchmark solution the annotation teacher converts to CoT, PoT and forward EoT verifies against the gold
+    answer (a sample of each), and nearly every relational EoT."""
     import random
 
     from eotd.teachers.annotation import convert
     from eotd.verify import verify_many
 
-    items = []
+    items, relational = [], []
     for name in ("svamp", "multiarith", "asdiv"):
         with_solution = [p for p in loaded[name] if p.solution]
         assert len(with_solution) >= {"svamp": 990, "multiarith": 600, "asdiv": 1500}[name]
         for problem in random.Random(0).sample(with_solution, 40):
-            items += [(t, convert(problem.solution, t, problem.question), problem.answer) for t in ("pot", "eot", "cot")]
+            items += [(t, convert(problem.solution, t, problem.question, eot_form="forward"), problem.answer)
+                      for t in ("pot", "eot", "cot")]
+            relational += [("eot", convert(problem.solution, "eot", problem.question), problem.answer)]
     verdicts = verify_many(items)
     assert all(v.correct for v in verdicts), [(i, v) for i, v in zip(items, verdicts) if not v.correct][:3]
+    # relational EoT states the text's reading, which can be wrong: those solve to another number and are rejected
+    assert sum(v.correct for v in verify_many(relational)) >= 0.9 * len(relational)
