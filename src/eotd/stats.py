@@ -1,19 +1,27 @@
 """Accuracy intervals and method comparisons that treat training seeds as sampled, and the design helper.
 
 A trained student is one draw of its training run: its data order (the seed) moves a 135M student's accuracy by
-several points. So one method's result is a k-seeds x n-problems table of right/wrong, and two sources of chance
-enter every figure: which seeds were drawn, and which problems.
+several points. So one method's result is a k-seeds x n-problems table of right/wrong, and three sources of chance
+enter every figure: which seeds were drawn, which problems, and each seed's luck on each problem (seed x problem).
 
 Choice of test (checked by simulation in tests/test_stats.py): a Welch-type t on the seeds, made paired on problems.
-For A - B on the same n problems, with s² the variance of a method's per-seed accuracies and k its seeds,
+With seed effects u, the methods' difference δ on a problem and the seed x problem residual e (each seed's luck on
+each problem), A - B on the same n problems with k_A and k_B seeds has
 
-    SE² = s_A²/k_A + s_B²/k_B + var_q(p_A,q - p_B,q)/n,
+    Var = σ_uA²/k_A + σ_uB²/k_B + σ_δ²/n + σ_eA²/(k_A n) + σ_eB²/(k_B n).
 
-where p_M,q is method M's mean correctness on problem q over its seeds. The seed terms carry training noise; the
-problem term carries which problems were drawn (paired, so shared difficulty cancels). Degrees of freedom:
-Welch–Satterthwaite over all three terms (k - 1 for a seed term, n - 1 for the problem term) when every trained side
-has 3+ seeds; when a side has 2 seeds its variance rests on one degree of freedom, Satterthwaite turns liberal (7.6 %
-false claims at 2 vs 2 in the simulation, stated 5 %), so then only the seed terms count. The untrained base has no
+Two-way ANOVA of a method's k x n table estimates its components: the residual mean square r (unbiased for σ_e²)
+and the variance s² of the per-seed accuracies (for σ_u² + σ_e²/n); the variance over problems of the paired seed
+means p_A,q - p_B,q estimates σ_δ² + σ_eA²/k_A + σ_eB²/k_B. Each component is floored at 0, so
+
+    SE² = S_A/k_A + S_B/k_B + max(0, var_q(p_A,q - p_B,q) - r_A/k_A - r_B/k_B)/n,   S = max(s², r/n).
+
+The seed terms carry the seed x problem noise once; the problem term only what the paired problems add (shared
+difficulty cancels). The floor S ≥ r/n keeps a side with 2 or 3 seeds that happen to score alike from a near-zero
+seed term. Only a trained side with 2+ seeds has r; the untrained base (greedy, one run) has no residual of its own.
+Degrees of freedom: Welch–Satterthwaite over the mean squares (k - 1 for a seed term, n - 1 for the variance over
+problems, (k - 1)(n - 1) for r) when every trained side has 3+ seeds; when a side has 2 seeds its variance rests on
+one degree of freedom and Satterthwaite turns liberal, so then only the seed terms count. The untrained base has no
 training noise; a single-seed method's is unknown and it is reported as "ahead on one training seed", never "beats";
 with no seed term at all the test is a paired t on problems with n - 1 df.
 """
@@ -59,11 +67,26 @@ class Runs:
         return float(self.flags.mean())
 
     @property
+    def residual(self) -> float:
+        """The seed x problem residual mean square (two-way ANOVA without replication): how much one problem's
+        right/wrong moves from seed to seed beyond its seed's level; 0 with one seed or one problem."""
+        k, n = self.flags.shape
+        if k < 2 or n < 2:
+            return 0.0
+        resid = self.flags - self.flags.mean(axis=1, keepdims=True) - self.flags.mean(axis=0, keepdims=True) + \
+            self.flags.mean()
+        return float((resid ** 2).sum() / ((k - 1) * (n - 1)))
+
+    @property
     def seed_variance(self) -> float | None:
-        """The variance of per-seed accuracies: 0 for the untrained base, None (unknown) for one trained seed."""
+        """The variance of a seed's accuracy: 0 for the untrained base, None (unknown) for one trained seed, else the
+        variance of the per-seed accuracies, never below residual/n, which each seed's luck on its n problems alone
+        gives (the two-way ANOVA's seed component floored at 0)."""
         if not self.trained:
             return 0.0
-        return float(self.flags.mean(axis=1).var(ddof=1)) if self.seeds > 1 else None
+        if self.seeds < 2:
+            return None
+        return max(float(self.flags.mean(axis=1).var(ddof=1)), self.residual / self.problems)
 
 
 def wilson_ci(correct: float, n: int, level: float = LEVEL) -> tuple[float, float]:
@@ -75,31 +98,44 @@ def wilson_ci(correct: float, n: int, level: float = LEVEL) -> tuple[float, floa
     return (float(ci.low), float(ci.high))
 
 
-def _df(seed_terms: list[tuple[float, int]], problem_term: float, n: int) -> float:
-    """Degrees of freedom for SE² = Σ seed terms (variance/k, k) + problem term (see the module docstring). Seeds
-    that happen to score alike (variance 0) still count: then the fewest seeds' k - 1."""
+def _problem_terms(spread: float, n: int, residuals: list[tuple[float, int]]) -> list[tuple[float, float]]:
+    """The problem term of SE² as Satterthwaite terms (value, df): `spread` (the variance over problems of the seed
+    means, or of their paired difference) / n, less each residual mean square r / (k n) of a side with k seeds (see
+    the module docstring); no terms when they sum to 0 or less."""
+    terms = [(spread / n, n - 1)] + [(-r / (k * n), (k - 1) * (n - 1)) for r, k in residuals]
+    return terms if sum(v for v, _ in terms) > 0 else []
+
+
+def _residuals(*sides: Runs) -> list[tuple[float, int]]:
+    """(residual, seeds) of each trained side with 2+ seeds: the seed x problem noise its seed term already holds."""
+    return [(r.residual, r.seeds) for r in sides if r.trained and r.seeds > 1]
+
+
+def _df(seed_terms: list[tuple[float, int]], problem_terms: list[tuple[float, float]], n: int) -> float:
+    """Degrees of freedom for SE² = Σ seed terms (variance/k, k) + Σ problem terms (value, df) (see the module
+    docstring). Seeds that happen to score alike (variance 0) still count: then the fewest seeds' k - 1."""
     seeds = [(v, k) for v, k in seed_terms if k > 1]
     if not seeds:
         return float(n - 1)
     fewest = min(k for _, k in seeds)
     if not any(v > 0 for v, _ in seeds):
         return float(fewest - 1)
-    terms = [(v, k - 1) for v, k in seeds if v > 0] + ([(problem_term, n - 1)] if fewest >= 3 and problem_term > 0
-                                                       else [])
+    terms = [(v, k - 1) for v, k in seeds if v > 0] + (problem_terms if fewest >= 3 else [])
     return sum(v for v, _ in terms) ** 2 / sum(v ** 2 / df for v, df in terms)
 
 
 def mean_interval(runs: Runs, level: float = LEVEL) -> tuple[float, float]:
-    """95 % interval of a method's accuracy. Several seeds: mean ± t·SE with SE² = var(per-seed accuracy)/k +
-    var_q(seed-mean correctness)/n and the df of `difference`, never narrower than the Wilson interval of the seed
-    mean over the n problems (so seeds that all score 0/n keep an honest upper bound); one run: Wilson."""
+    """95 % interval of a method's accuracy. Several seeds: mean ± t·SE with SE² = S/k + max(0, var_q(seed-mean
+    correctness) - r/k)/n (S and r as in the module docstring: the seed term holds the seed x problem noise once) and
+    the df of `difference`, never narrower than the Wilson interval of the seed mean over the n problems (so seeds
+    that all score 0/n keep an honest upper bound); one run: Wilson."""
     wilson = wilson_ci(runs.flags.sum() / runs.seeds, runs.problems)
     if runs.seeds < 2 or not runs.trained or runs.problems < 2:
         return wilson
     seed_term = runs.seed_variance / runs.seeds
-    spread = runs.flags.mean(axis=0).var(ddof=1) / runs.problems
-    df = _df([(seed_term, runs.seeds)], spread, runs.problems)
-    half = st.t.ppf(0.5 + level / 2, df) * np.sqrt(seed_term + spread)
+    problem = _problem_terms(runs.flags.mean(axis=0).var(ddof=1), runs.problems, _residuals(runs))
+    df = _df([(seed_term, runs.seeds)], problem, runs.problems)
+    half = st.t.ppf(0.5 + level / 2, df) * np.sqrt(seed_term + sum(v for v, _ in problem))
     return (max(0.0, min(runs.accuracy - half, wilson[0])), min(1.0, max(runs.accuracy + half, wilson[1])))
 
 
@@ -110,14 +146,16 @@ def difference(a: Runs, b: Runs, level: float = LEVEL) -> dict:
     if a.problems != b.problems:
         raise ValueError(f"the two methods were scored on different problems ({a.problems} vs {b.problems})")
     diff = a.accuracy - b.accuracy
-    measured = a.seed_variance is not None and b.seed_variance is not None
+    variances = (a.seed_variance, b.seed_variance)
+    measured = None not in variances
     if a.problems < 2:
         return {"diff": diff, "diff_low": -1.0, "diff_high": 1.0, "df": float("nan"), "p_value": 1.0,
                 "measured": measured}
-    seed_terms = [((s or 0.0) / r.seeds, r.seeds) for r, s in ((a, a.seed_variance), (b, b.seed_variance))]
-    problem_term = (a.flags.mean(axis=0) - b.flags.mean(axis=0)).var(ddof=1) / a.problems
-    se = np.sqrt(sum(v for v, _ in seed_terms) + problem_term)
-    df = _df(seed_terms, problem_term, a.problems)
+    seed_terms = [((s or 0.0) / r.seeds, r.seeds) for r, s in zip((a, b), variances)]
+    spread = (a.flags.mean(axis=0) - b.flags.mean(axis=0)).var(ddof=1)
+    problem = _problem_terms(spread, a.problems, _residuals(a, b))
+    se = np.sqrt(sum(v for v, _ in seed_terms + problem))
+    df = _df(seed_terms, problem, a.problems)
     if se == 0:
         p_value, half = (1.0 if diff == 0 else 0.0), 0.0
     else:
@@ -147,16 +185,18 @@ class Components:
     noise: float
     pair: float
 
-    def _terms(self, k: int, n: int) -> tuple[list[tuple[float, int]], float]:
-        """The expected seed terms (one per side) and problem term of `difference`'s SE² for k seeds a side and n
-        problems: a seed's accuracy varies by seed² + noise²/n, a problem's seed mean by pair² + 2·noise²/k."""
+    def _terms(self, k: int, n: int) -> tuple[list[tuple[float, int]], list[tuple[float, float]]]:
+        """The expected seed terms (one per side) and problem terms of `difference`'s SE² for k seeds a side and n
+        problems: a seed's accuracy varies by seed² + noise²/n, the paired seed means by pair² + 2·noise²/k, and
+        each side's residual is noise²."""
         seed = (self.seed ** 2 + self.noise ** 2 / n) / k
-        return [(seed, k), (seed, k)], (self.pair ** 2 + 2 * self.noise ** 2 / k) / n
+        problem = _problem_terms(self.pair ** 2 + 2 * self.noise ** 2 / k, n, [(self.noise ** 2, k)] * 2)
+        return [(seed, k), (seed, k)], problem
 
     def se(self, k: int, n: int) -> float:
         """Standard error of the difference of two trained methods, k seeds each, on n shared problems."""
-        seeds, problems = self._terms(k, n)
-        return float(np.sqrt(sum(v for v, _ in seeds) + problems))
+        seeds, problem = self._terms(k, n)
+        return float(np.sqrt(sum(v for v, _ in seeds + problem)))
 
     def _df(self, k: int, n: int) -> float:
         return _df(*self._terms(k, n), n)
@@ -171,22 +211,14 @@ class Components:
         return float((st.t.ppf(0.5 + level / 2, df) + st.t.ppf(power, df)) * self.se(k, n))
 
 
-def _anova(flags: np.ndarray) -> tuple[float, float]:
-    """(seed variance, residual variance) of a seeds x problems table by two-way ANOVA without replication."""
-    k, n = flags.shape
-    resid = flags - flags.mean(axis=1, keepdims=True) - flags.mean(axis=0, keepdims=True) + flags.mean()
-    ms_resid = float((resid ** 2).sum() / ((k - 1) * (n - 1)))
-    ms_seed = float(n * flags.mean(axis=1).var(ddof=1))
-    return max(0.0, (ms_seed - ms_resid) / n), ms_resid
-
-
 def components(methods: list[Runs]) -> Components | None:
     """Variance components pooled over the trained methods with 2+ seeds on one set (all on the same problems);
     None when no such method exists. `pair` comes from every two of them."""
     multi = [r for r in methods if r.trained and r.seeds > 1 and r.problems > 1]
     if not multi:
         return None
-    seed, noise = (float(np.mean(v)) for v in zip(*(_anova(r.flags) for r in multi)))
+    seed = float(np.mean([r.seed_variance - r.residual / r.problems for r in multi]))
+    noise = float(np.mean([r.residual for r in multi]))
     pairs = [np.var(a.flags.mean(axis=0) - b.flags.mean(axis=0), ddof=1) - noise * (1 / a.seeds + 1 / b.seeds)
              for i, a in enumerate(multi) for b in multi[i + 1:]]
     if not pairs:  # one method: no pairing measured, so twice its between-problem variance (no correlation assumed)
