@@ -1,5 +1,5 @@
 """Evaluation throughput of the default student: the token-budget batches of eotd.infer vs the fixed batch of 16 the
-evaluation used before, vs a naive one-at-a-time generate loop; and whether the batched outputs equal the naive ones.
+evaluation would use, vs a naive one-at-a-time generate loop; and whether the batched outputs equal the naive ones.
 Each rate also as achieved GFLOP/s (2 x the non-embedding params per prompt token, plus the output layer per generated
 token; attention and padding left out) and as a share of the matmul peak of the inference dtype, measured in the same
 run.
