@@ -115,7 +115,7 @@ def test_evaluation_stage_answers_every_problem_per_seed(smoke_study):
     by_seed = pd.read_csv(results / "accuracy_by_seed.csv")
     assert list(by_seed.columns) == protocol.SEED_COLUMNS
     assert by_seed.groupby("method")["seed"].unique().map(sorted).to_dict() == {
-        "CoTD": [0], "PoTD": [0, 1], "EoTD": [0, 1], "ETD": [0]}  # train_seeds
+        "CoTD": [0], "PoTD": [0, 1], "EoTD": [0, 1], "ETD": [0], "EoTD-forward": [0, 1]}  # train_seeds
     for (dataset, method, strategy), group in by_seed.groupby(["dataset", "method", "strategy"]):
         row = accuracy[(accuracy.dataset == dataset) & (accuracy.method == method) & (accuracy.strategy == strategy)]
         assert row.correct.item() == pytest.approx(group.correct.mean())  # the headline row is the exact seed mean
@@ -128,7 +128,7 @@ def test_evaluation_stage_answers_every_problem_per_seed(smoke_study):
 def test_evaluation_stage_compares_methods_over_seeds(smoke_study):
     results, _ = smoke_study
     comparisons = pd.read_csv(results / "method_comparisons.csv")
-    assert set(comparisons.a) | set(comparisons.b) == {"base", "CoTD", "PoTD", "EoTD", "ETD"}
+    assert set(comparisons.a) | set(comparisons.b) == {"base", "CoTD", "PoTD", "EoTD", "ETD", "EoTD-forward"}
     assert ((comparisons.diff_low <= comparisons["diff"]) & (comparisons["diff"] <= comparisons.diff_high)).all()
     assert (comparisons.p_holm >= comparisons.p_value).all()
     one_seed = comparisons[(comparisons.a_seeds == 1) & (comparisons.a != "base")

@@ -18,7 +18,10 @@ def test_one_row_per_tier_from_the_files():
     smoke = next(row for row in rows if row.startswith("| `smoke`"))
     assert "`tiny-llama`" in smoke and "12 questions of `gsm8k_train` + `svamp` 8" in smoke and "`gsm_symbolic_instance` 6" in smoke
     default = next(row for row in rows if row.startswith("| `default`"))
-    assert "ETD (one per question; read by its fallback only)" in default and "ETD (union); base" in smoke
+    assert "ETD (one per question; read by its fallback only)" in default and "ETD (union), EoTD-forward" in smoke
+    paper = next(row for row in rows if row.startswith("| `paper`"))
+    assert "CoTD ×3 (seeds 0, 1, 2)" in paper and "ETD (union) ×3 (seeds 0, 1, 2)" in paper
+    assert "`gsm_symbolic_template` 500" in paper and "`gsm8k_test` all" in paper  # a generated set has no "all"
 
 
 def test_new_and_unknown_keys_never_break_the_table(tmp_path):

@@ -49,7 +49,7 @@ def test_float_answer_within_tolerance():
     assert not verify("pot", "ans = 3.33", Fraction(10, 3)).correct
 
 
-def test_summary_counts_verified_relational_eot_apart_from_forward_calculations():
+def test_summary_counts_verified_eot_that_inverts_apart_from_forward_calculations():
     forward = "bird = x\nstep_1 = 3 * 4\nbird = step_1 + 26\nans = bird"
     relational = "meals = x\npackages = 8 * meals\npackages + meals = 27\nans = meals"
     wrong_relational = "meals = x\npackages = 8 * meals\npackages + meals = 28\nans = meals"
@@ -58,5 +58,5 @@ def test_summary_counts_verified_relational_eot_apart_from_forward_calculations(
 
     summary = summarize([{"thought": t, "rationale": r, "correct": v.correct, "reason": v.reason}
                          for (t, r, _), v in zip(rows, verify_many(rows))])
-    assert (summary["eot"]["total"], summary["eot"]["verified"], summary["eot"]["relational"]) == (3, 2, 1)
-    assert summary["pot"]["relational"] == 0 and summary["pot"]["verified"] == 1
+    assert (summary["eot"]["total"], summary["eot"]["verified"], summary["eot"]["inverts"]) == (3, 2, 1)
+    assert summary["pot"]["inverts"] == 0 and summary["pot"]["verified"] == 1
