@@ -42,9 +42,28 @@ def test_training_folds_hold_out_every_evaluated_item_and_its_near_duplicates(sh
     assert not any(r["contaminated"] for r in decontaminate.find_overlaps(svamp + multiarith, evaluated))
     assert not any(name.endswith("_overlap") for name in sets.sets)  # so nothing had to be removed
     assert evalsets.domains(p) == {"svamp": "in-domain", "multiarith": "in-domain"}
-    plain = params.validate({"name": "unit", "train_dataset": "gsm8k_train", "eval_sets": ["gsm8k_test", "svamp"]},
-                            "test")
-    assert evalsets.domains(plain) == {"gsm8k_test": "in-domain", "svamp": "out-of-domain"}
+    plain = params.validate({"name": "unit", "train_dataset": "gsm8k_train",
+                             "eval_sets": ["gsm8k_test", "svamp", "gsm_symbolic_template", "gsm_hard"]}, "test")
+    assert evalsets.domains(plain) == {"gsm8k_test": "in-domain", "svamp": "out-of-domain",
+                                       "gsm_symbolic_template": "derived from gsm8k_test",
+                                       "gsm_hard": "derived from gsm8k_test"}
+
+
+def test_held_out_templates_are_decontaminated_and_topped_up_from_their_stream():
+    """GSM-Symbolic's templates were written from GSM8K test questions: an evaluated item found in the training
+    questions goes to gsm_symbolic_template_overlap like any benchmark's."""
+    p = params.validate({"name": "unit", "eval_limit": 20, "eval_sets": ["gsm_symbolic_template"]}, "test")
+    stream = list(data.load_gsm_symbolic(60, p.seed, "test", "template", p.gsm_symbolic_test_fraction))
+    assert evalsets.load(p, []).sets == {"gsm_symbolic_template": stream[:20]}
+    train = [stream[50]]  # an instance of a held-out template that also has instances among the first 20
+    template = data.gsm_symbolic_template(train[0])
+    sets = evalsets.load(p, train)
+    overlap, clean = sets.sets["gsm_symbolic_template_overlap"], sets.sets["gsm_symbolic_template"]
+    assert overlap == [pr for pr in stream[:20] if data.gsm_symbolic_template(pr) == template]
+    assert len(clean) == 20 and all(data.gsm_symbolic_template(pr) != template for pr in clean)
+    assert clean[:20 - len(overlap)] == [pr for pr in stream[:20] if pr not in overlap]
+    assert sets.contamination == [{"train_set": "gsm_symbolic", "eval_set": "gsm_symbolic_template", "n_eval": 20,
+                                   "n_overlap": len(overlap), "threshold": 0.35, "ngram": 4}]
 
 
 def test_the_contamination_table_names_every_training_source():

@@ -81,6 +81,14 @@ def test_paper_tier_needs_an_api_key_and_says_which(monkeypatch):
         teachers.build(p)
 
 
+def test_paper_tier_trains_every_method_with_three_seeds_or_more():
+    """With one seed a method's training noise is unknown and no comparison can be decided (docs/evaluation.md)."""
+    from eotd import students
+
+    p = params.load(paths.PARAMS / "paper.yaml")
+    assert all(len(students.seeds(p, method)) >= 3 for method in p.methods)
+
+
 @pytest.mark.parametrize("text, key, hint", [
     ("eval_sets: [gsm8k_tset]\n", "eval_sets", "gsm8k_test"),
     ("methods: [CoTD, XoTD]\n", "methods", "EoTD"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Callable
 
 from eotd import data, decontaminate
 from eotd.protocol import GSM_SYMBOLIC, OVERLAP_SUFFIX
@@ -44,12 +45,13 @@ class EvalSets:
         return {(name, pr.id): pr.question for name, problems in self.sets.items() for pr in problems}
 
 
-def _gsm_symbolic(name: str, p: Params, train: list[data.Problem]) -> list[data.Problem]:
-    """Held-out templates, or unseen instances of the training templates (in-distribution by design, so these two
-    are not decontaminated: their questions share templates with training by construction, never the same text)."""
-    n = limit(p, name) or 500
-    if name == "gsm_symbolic_template":
-        return list(data.load_gsm_symbolic(n, p.seed, "test", "template", p.gsm_symbolic_test_fraction))
+GSM_SYMBOLIC_SIZE = 500  # problems drawn from a generated GSM-Symbolic set when no limit is given (it has no "all")
+
+
+def _instances(p: Params, train: list[data.Problem]) -> list[data.Problem]:
+    """Unseen instances of the training templates (in-distribution by design, so not decontaminated: their questions
+    share templates with training by construction, never the same text)."""
+    n = limit(p, "gsm_symbolic_instance") or GSM_SYMBOLIC_SIZE
     train_templates, _ = data.gsm_symbolic_templates(p.seed, p.gsm_symbolic_test_fraction)
     seen = {pr.question for pr in train}
     # Training drew the first problems of the same stream, so look further along it until n unseen ones are found.
@@ -73,29 +75,61 @@ def _sample(problems: list[data.Problem], limit: int | None, seed: int) -> list[
     return sorted(random.Random(seed).sample(problems, limit), key=problems.index)
 
 
-def _decontaminated(problems: list[data.Problem], n: int | None, seed: int, train: list[data.Problem]):
-    """A seeded sample of n, its items that overlap the training questions set aside (reported as <set>_overlap),
-    and the clean part topped up from the rest of the set so the headline set still has n problems."""
-    sample = _sample(problems, n, seed)
+def _decontaminated(sample: list[data.Problem], more: Callable[[int], list[data.Problem]],
+                    train: list[data.Problem]):
+    """The sample's items that overlap the training questions set aside (reported as <set>_overlap), and its clean
+    part topped up with the clean ones of more(k), candidates for the k set aside, so the headline set keeps its
+    size. Returns (clean, overlapping, the sample's find_overlaps rows)."""
     overlaps = decontaminate.find_overlaps(train, sample)
     clean, overlapping = decontaminate.split_clean(sample, overlaps)
-    if overlapping and n:
-        chosen = {pr.id for pr in sample}
-        rest = [pr for pr in problems if pr.id not in chosen]
-        extra = _sample(rest, 2 * len(overlapping) + 8, seed)
+    if overlapping:
+        extra = more(len(overlapping))
         extra_clean, _ = decontaminate.split_clean(extra, decontaminate.find_overlaps(train, extra))
-        clean = sorted(clean + extra_clean[:len(overlapping)], key=problems.index)
+        clean += extra_clean[:len(overlapping)]
     return clean, overlapping, overlaps
 
 
+def _benchmark(p: Params, name: str, train: list[data.Problem]):
+    """A benchmark's seeded sample, decontaminated and topped up from a seeded sample of the rest, in the set's
+    order."""
+    problems = list(data.load(name, p.data_dir))
+    sample = _sample(problems, limit(p, name), p.seed)
+    chosen = {pr.id for pr in sample}
+    rest = [pr for pr in problems if pr.id not in chosen]
+    clean, overlapping, overlaps = _decontaminated(sample, lambda k: _sample(rest, 2 * k + 8, p.seed), train)
+    position = {pr.id: i for i, pr in enumerate(problems)}
+    return sorted(clean, key=lambda pr: position[pr.id]), overlapping, overlaps
+
+
+def _templates(p: Params, name: str, train: list[data.Problem]):
+    """The held-out GSM-Symbolic templates (written from GSM8K test questions): the first problems of their stream,
+    decontaminated and topped up from further along it (the stream is prefix-stable)."""
+    n = limit(p, name) or GSM_SYMBOLIC_SIZE
+
+    def draw(size: int) -> list[data.Problem]:
+        return list(data.load_gsm_symbolic(size, p.seed, "test", "template", p.gsm_symbolic_test_fraction))
+
+    return _decontaminated(draw(n), lambda k: draw(n + 2 * k + 8)[n:], train)
+
+
 IN_DOMAIN, OUT_OF_DOMAIN = "in-domain", "out-of-domain"
+DERIVED_FROM = {"gsm_symbolic_template": "gsm8k_test", "gsm_symbolic_instance": "gsm8k_test",
+                "gsm_hard": "gsm8k_test"}  # sets written from another benchmark's test questions
 
 
 def domains(p: Params) -> dict[str, str]:
     """Each evaluation set as in-domain (its own training fold, or its training split, is in the training data:
-    train_extra, GSM8K train for GSM8K test, the training templates for their unseen instances) or out-of-domain."""
+    train_extra, GSM8K train for GSM8K test, the training templates for their unseen instances), else "derived from
+    <set>" (written from that benchmark's test questions: GSM-Symbolic and GSM-Hard from GSM8K test), else
+    out-of-domain."""
     own = {"gsm8k_train": "gsm8k_test", "gsm_symbolic": "gsm_symbolic_instance"}.get(p.train_dataset)
-    return {name: IN_DOMAIN if name in p.train_extra or name == own else OUT_OF_DOMAIN for name in p.eval_sets}
+
+    def domain(name: str) -> str:
+        if name in p.train_extra or name == own:
+            return IN_DOMAIN
+        return f"derived from {DERIVED_FROM[name]}" if name in DERIVED_FROM else OUT_OF_DOMAIN
+
+    return {name: domain(name) for name in p.eval_sets}
 
 
 def training_fold(p: Params, name: str, count: int | None) -> list[data.Problem]:
@@ -129,10 +163,11 @@ def load(p: Params, train: list[data.Problem]) -> EvalSets:
     result = EvalSets({})
     for name in p.eval_sets:
         try:
-            if name in GSM_SYMBOLIC:
-                result.sets[name] = _gsm_symbolic(name, p, train)
+            if name == "gsm_symbolic_instance":
+                result.sets[name] = _instances(p, train)
                 continue
-            problems = list(data.load(name, p.data_dir))
+            sample = _templates if name == "gsm_symbolic_template" else _benchmark
+            clean, overlapping, overlaps = sample(p, name, train)
         except Exception as exc:  # noqa: BLE001 - reported with the set; fatal unless skip_missing_sets
             if not p.skip_missing_sets:
                 raise EvalSetError(f"evaluation set {name!r} cannot be loaded: {type(exc).__name__}: {exc}. Point "
@@ -140,7 +175,6 @@ def load(p: Params, train: list[data.Problem]) -> EvalSets:
                                    "true") from exc
             result.unavailable[name] = f"{type(exc).__name__}: {exc}"
             continue
-        clean, overlapping, overlaps = _decontaminated(problems, limit(p, name), p.seed, train)
         result.sets[name] = clean
         if overlapping:
             result.sets[name + OVERLAP_SUFFIX] = overlapping
