@@ -1,4 +1,5 @@
-# make study [PARAMS=params/X.yaml] [STUDY_ARGS=--wait] | make report | make test | make lab | make bench | make tensorboard
+# make study [PARAMS=params/X.yaml] [STUDY_ARGS=--wait] | make report | make readme | make test | make lab | make bench |
+# make tensorboard
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # EOTD_* folders given relative mean "from here"; notebook kernels run in notebooks/, so pass them on absolute.
 $(foreach v,EOTD_DATA_DIR EOTD_CACHE_DIR EOTD_RESULTS_DIR,$(if $($(v)),$(eval export $(v) := $(abspath $($(v))))))
 
-.PHONY: install study report test lab bench tensorboard
+.PHONY: install study report readme test lab bench tensorboard
 
 install: $(STAMP)
 
@@ -19,11 +20,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps $$($(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['tool']['eotd']['no-deps'])")
 	touch $@
 
-# Runs (or reuses) the numbered notebooks and writes results/<name>/report.html, then regenerates the README results
-# table from results/*/accuracy.csv.
+# Runs (or reuses) the numbered notebooks and writes results/<name>/report.html; the default tier then regenerates
+# README's blocks (another tier leaves README alone).
 study: $(STAMP)
 	$(BIN)/python -m eotd.study $(PARAMS) $(STUDY_ARGS)
-	$(BIN)/python -m eotd.report
+ifeq ($(abspath $(PARAMS)),$(abspath params/default.yaml))
+	$(BIN)/python -m eotd.readme
+endif
+
+# README's generated blocks (tiers, timings, findings, results) from params/*.yaml and results/*/.
+readme: $(STAMP)
+	$(BIN)/python -m eotd.readme
 
 # results/<name>/report.html (and html/ pages of the rendered notebooks) from what the study wrote.
 report: $(STAMP)

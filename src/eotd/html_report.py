@@ -17,7 +17,7 @@ from nbconvert import HTMLExporter
 from nbconvert.filters import markdown2html
 
 from eotd import paths, records, summaries
-from eotd.report import headline_pivot, read_json, run_params, setting_line
+from eotd.tables import headline_pivot, read_json, run_params, setting_line
 
 REPORT = "report.html"
 NOTEBOOK_HTML = "html"

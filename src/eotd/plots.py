@@ -38,7 +38,7 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 from eotd.protocol import (  # noqa: E402
     ACCURACY_COLUMNS, THOUGHT_MIXES, all_forms, headline_strategies, is_headline, method_order, require_columns,
 )
-from eotd.report import (  # noqa: E402
+from eotd.tables import (  # noqa: E402
     ablation_headline, dataset_order, headline, run_params, setting_line, strategy_order,
 )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from eotd.protocol import BASELINE, THOUGHT_LABELS, all_forms, headline_strategies, is_headline, method_order
-from eotd.report import ablation_headline, dataset_order, headline, interval, read_json
+from eotd.tables import ablation_headline, dataset_order, headline, interval, read_json
 
 
 def _share(part: int, whole: int) -> str:
