@@ -162,14 +162,28 @@ def test_thought_mix_heatmap_annotations():
     assert [t.get_text() for t in ax.get_xticklabels()] == DATASETS
 
 
-def test_loss_curves_one_line_per_method():
+def test_loss_curves_one_panel_per_method_one_line_per_seed():
     losses = pd.DataFrame([{"method": m, "step": s, "epoch": 0, "loss": 2.0 / (s + 1), "tokens_per_s": 1.0, "lr": 1e-4}
-                           for m in ("CoTD", "ETD", "mix:cot+pot") for s in range(5)])
-    ax = plots.loss_curves(losses).axes[0]
-    assert len([line for line in ax.lines if len(line.get_xdata()) == 5]) == 3
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "training loss")
+                           for m in ("CoTD@0", "PoTD@0", "PoTD@1", "PoTD@2", "mix:cot+pot") for s in range(5)])
+    fig = plots.loss_curves(losses)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["CoTD (1 seed)", "PoTD (3 seeds)", "mix:cot+pot (1 seed)"]
+    assert [len(ax.lines) for ax in panels] == [1, 3, 1]
+    assert (panels[0].get_xlabel(), panels[0].get_ylabel()) == ("step", "training loss")
     with pytest.raises(ValueError, match=r"training_losses.csv lacks column\(s\) \['loss'\]"):
         plots.loss_curves(losses.drop(columns="loss"))
+
+
+def test_accuracy_by_form_draws_inverse_beside_forward():
+    by_form = pd.DataFrame([{"dataset": d, "form": f, "method": m, "strategy": "eot", "seeds": 5, "n": 40,
+                             "accuracy": 0.1} for d in ("svamp", "asdiv") for f in ("inverse", "forward", "unknown")
+                            for m in ("EoTD", "EoTD-forward")])
+    fig = plots.accuracy_by_form(by_form)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["svamp\n(inverse 40, forward 40 problems)",
+                                                       "asdiv\n(inverse 40, forward 40 problems)"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["inverse", "forward"]
+    with pytest.raises(ValueError, match="no inverse or forward rows"):
+        plots.accuracy_by_form(by_form[by_form["form"] == "unknown"])
 
 
 def test_acceptance_bars():

@@ -37,6 +37,7 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from eotd.protocol import (  # noqa: E402
     ACCURACY_COLUMNS, THOUGHT_MIXES, all_forms, headline_strategies, is_headline, method_order, require_columns,
+    split_label,
 )
 from eotd.tables import (  # noqa: E402
     ablation_headline, dataset_order, headline, run_params, setting_line, strategy_order,
@@ -253,12 +254,50 @@ def thought_mix_heatmap(ablation: pd.DataFrame) -> plt.Figure:
 
 
 def loss_curves(losses: pd.DataFrame) -> plt.Figure:
-    """Training loss per optimisation step, one line per method or ablation label."""
+    """Training loss per optimisation step: one panel per method (or ablation label), each of its training seeds a
+    thin line."""
     require_columns(losses, ["method", "step", "loss"], "training_losses.csv")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=losses, x="step", y="loss", hue="method", hue_order=method_order(losses["method"]),
-                 errorbar=None, ax=ax)
-    ax.set(xlabel="step", ylabel="training loss", title="Training loss")
+    parts = losses["method"].map(split_label)
+    frame = losses.assign(group=parts.str[0], seed=parts.str[1].fillna(0).astype(int))
+    groups = method_order(frame["group"])
+    columns = min(3, len(groups))
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.6 * rows + 0.4), sharey=True, squeeze=False)
+    for ax, group in zip(axes.flat, groups):
+        part = frame[frame["group"] == group]
+        for _, curve in part.groupby("seed"):
+            ax.plot(curve["step"], curve["loss"], linewidth=0.8, alpha=0.7)
+        seeds = part["seed"].nunique()
+        ax.set(title=f"{group} ({seeds} seed{'' if seeds == 1 else 's'})", xlabel="step")
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("training loss")
+    fig.suptitle("Training loss per step, one line per training seed")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_form(by_form: pd.DataFrame) -> plt.Figure:
+    """accuracy_by_form.csv: each method's accuracy (mean over its seeds) on the inverse problems (the unknown is a
+    start, a change, a part, a referent, a group count or a rate) beside the forward ones, per dataset."""
+    require_columns(by_form, ["dataset", "form", "method", "n", "accuracy"], "accuracy_by_form.csv")
+    rows = by_form[by_form["form"].isin(("inverse", "forward")) & by_form["dataset"].map(is_headline).astype(bool)]
+    if rows.empty:
+        raise ValueError("accuracy_by_form.csv has no inverse or forward rows")
+    datasets = dataset_order(rows["dataset"])
+    methods = method_order(rows["method"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(2.6 * len(datasets) + 2.2, 3.8), sharey=True, squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        part = rows[rows["dataset"] == dataset]
+        sns.pointplot(data=part, x="form", y="accuracy", hue="method", order=["inverse", "forward"],
+                      hue_order=methods, dodge=0.4, errorbar=None, ax=ax, legend=ax is axes[0][-1])
+        n = part.groupby("form")["n"].max()
+        ax.set(title=f"{dataset}\n(" + ", ".join(f"{f} {int(n[f])}" for f in ("inverse", "forward") if f in n)
+               + " problems)", xlabel="", ylabel="accuracy")
+        _percent_axis(ax, _fitted_top(part["accuracy"]))
+    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1, 1), fontsize="small", title="method")
+    fig.suptitle("Accuracy by question form (inverse: the unknown is not the result)")
     fig.tight_layout()
     return fig
 

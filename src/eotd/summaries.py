@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from eotd.protocol import BASELINE, THOUGHT_LABELS, all_forms, headline_strategies, is_headline, method_order
+from eotd.protocol import (BASELINE, THOUGHT_LABELS, all_forms, headline_strategies, is_headline, method_order,
+                           split_label)
 from eotd.tables import ablation_headline, dataset_order, headline, interval, read_json
 
 
@@ -43,20 +44,31 @@ def synthesis(out: Path) -> str:
 
 
 def verification(out: Path) -> str:
-    """02: acceptance per thought type, the commonest reasons for rejection, what is kept for training, and how
-    relational the EoT is."""
+    """02: per thought type, on one denominator (the rationales requested from the teacher): how many it wrote, how
+    many of those its verifier passed and why the rest were rejected; what is kept for training; how relational the
+    EoT is."""
     summary = read_json(Path(out) / "verification_summary.json")
-    v = {t: s for t, s in summary.items() if t in THOUGHT_LABELS}
-    total = sum(t["total"] for t in v.values())
-    verified = sum(t["verified"] for t in v.values())
-    kept = read_json(Path(out) / "synthesis_summary.json").get("etd_kept")
-    lines = [f"**02 · Verification.** {_share(verified, total)} rationales pass their verifier (CoT: the answer "
-             "read from the text; PoT: the program run in the sandbox; EoT: the system solved by sympy)"
-             + (f"; {kept} kept for training (exact duplicates dropped)." if kept is not None else ".")]
-    lines += [f"- {THOUGHT_LABELS[t]}: {_share(s['verified'], s['total'])}; rejected: {_reasons(s['reasons'])}"
-              for t, s in v.items()]
+    synthesis_summary = read_json(Path(out) / "synthesis_summary.json")
+    types = synthesis_summary.get("types") or {}
+    requested = sum(t.get("requested", 0) for t in types.values())
+    verified = sum(t.get("verified", 0) for t in types.values())
+    kept = synthesis_summary.get("etd_kept")
+    lines = [f"**02 · Verification.** {_share(verified, requested)} requested rationales were written and pass "
+             "their verifier (CoT: the answer read from the text; PoT: the program run in the sandbox; EoT: the system "
+             "solved by sympy)" + (f"; {kept} kept for training (exact duplicates dropped)." if kept is not None
+                                   else ".")]
+    for thought, t in types.items():
+        reasons = t.get("reasons", {})
+        unwritten = {r.removeprefix("teacher:"): n for r, n in reasons.items() if r.startswith("teacher:")}
+        rejected = {r: n for r, n in reasons.items() if not r.startswith("teacher:")}
+        written = t.get("generated", t["requested"])
+        lines.append(f"- {THOUGHT_LABELS[thought]}: {_share(t['verified'], t['requested'])} pass; "
+                     f"{t['requested'] - written} not written" + (f" ({_reasons(unwritten)})" if unwritten else "")
+                     + f", {written - t['verified']} rejected by the verifier"
+                     + (f" ({_reasons(rejected)})" if written - t["verified"] else "") + ".")
     if forward := summary.get("eot_forward"):
-        lines.append(f"- Forward EoT (EoTD-forward's data): {_share(forward['verified'], forward['total'])}")
+        lines.append(f"- Forward EoT (EoTD-forward's data): {_share(forward['verified'], forward['total'])} written "
+                     "ones pass.")
     eot = eot_kind(out)
     return "\n".join(lines + ([f"- {eot}"] if eot else []))
 
@@ -77,19 +89,27 @@ def eot_kind(out: Path) -> str:
 
 
 def fine_tuning(out: Path) -> str:
-    """03: each student's steps, tokens, speed and smoothed loss (mean of the first and of the last 10 % of steps:
-    one batch's loss swings with its examples)."""
+    """03: per method, how many students this run trained and how many it reused from the cache (trained by an
+    earlier run with the same data and settings), their speed, and their smoothed loss (means of the first and of the
+    last 10 % of steps: one batch's loss swings with its examples), as a table."""
     figures = pd.read_csv(Path(out) / "training_figures.csv", index_col=0)
     losses = pd.read_csv(Path(out) / "training_losses.csv")
-    lines = [f"**03 · Fine-tuning.** {len(figures)} students trained from the same base model:"]
-    for method, row in figures.iterrows():
-        curve = losses.loc[losses["method"] == method].sort_values("step")["loss"]
-        first, last = smoothed_losses(curve)
-        loss = (f"loss {first:.3f} → {last:.3f} (means of the first and last {_tenth(curve)} steps)"
-                if len(curve) else "no loss recorded")
-        how = "reused from an earlier run" if row["reused"] else "trained now"
-        lines.append(f"- {method}: {int(row['steps'])} steps, {int(row['train tokens']):,} tokens in "
-                     f"{int(row['seconds'])} s ({row['tokens/s']:.0f} tokens/s), {loss} ({how}).")
+    trained = int((~figures["reused"].astype(bool)).sum())
+    lines = [f"**03 · Fine-tuning.** {len(figures)} students from the same base model: {trained} trained in this "
+             f"run, {len(figures) - trained} reused from the cache.", "",
+             "| method | students | trained / reused | tokens/s | loss, first → last 10 % of steps |",
+             "|---|---:|---|---|---|"]
+    figures = figures.assign(method=[split_label(label)[0] for label in figures.index])
+    for method in method_order(figures["method"]):
+        rows = figures[figures["method"] == method]
+        ends = [smoothed_losses(losses.loc[losses["method"] == label].sort_values("step")["loss"])
+                for label in rows.index if (losses["method"] == label).any()]
+        loss = (f"{min(e[0] for e in ends):.2f}–{max(e[0] for e in ends):.2f} → "
+                f"{min(e[1] for e in ends):.2f}–{max(e[1] for e in ends):.2f}" if ends else "—")
+        reused = int(rows["reused"].astype(bool).sum())
+        speed = rows["tokens/s"]
+        lines.append(f"| {method} | {len(rows)} | {len(rows) - reused} / {reused} | "
+                     f"{speed.min():.0f}–{speed.max():.0f} | {loss} |")
     return "\n".join(lines)
 
 
@@ -103,26 +123,20 @@ def smoothed_losses(curve: pd.Series) -> tuple[float, float]:
     return float(curve.iloc[:k].mean()), float(curve.iloc[-k:].mean())
 
 
-def _versus_base(best: pd.Series, base: pd.Series | None) -> str:
-    if base is None:
-        return ""
-    gap = 100 * (best["accuracy"] - base["accuracy"])
-    apart = best["ci_low"] > base["ci_high"] or best["ci_high"] < base["ci_low"]
-    return (f"; {BASELINE} {interval(base)}: {gap:+.1f} points, the intervals "
-            f"{'do not overlap' if apart else 'overlap'}")
-
-
 def evaluation(out: Path) -> str:
-    """04: per dataset, the best method against the baseline (headline strategies, 95 % intervals), ETD's
-    strategies, training noise, the verdicts between methods, what the design can tell apart, what the EoT is and
-    what decontamination removed."""
+    """04: per dataset, every method's accuracy (headline strategies, 95 % intervals), ETD's strategies, training
+    noise, the verdicts of the comparison test (the one decision rule: a difference is decided when its
+    Holm-adjusted p < 0.05), what stating relations did (EoTD against EoTD-forward and PoTD, all problems and inverse
+    ones), what the design can find, what the EoT is and what decontamination removed."""
     out = Path(out)
     acc = pd.read_csv(out / "accuracy.csv")
     rows, chosen = headline(acc), headline_strategies(acc)
     lines = ["**04 · Evaluation.** Accuracy with 95 % intervals (a method with several training seeds: its seed mean, "
              "the interval over seeds and problems; one run: Wilson over problems), each method at its headline "
              "strategy ("
-             + ", ".join(f"{m} `{s}`" for m, s in chosen.items()) + "):"]
+             + ", ".join(f"{m} `{s}`" for m, s in chosen.items()) + ")."]
+    lines += _comparison_lines(out)
+    lines += _form_lines(out)
     for dataset in dataset_order(rows["dataset"]):
         part = rows[rows["dataset"] == dataset].set_index("method")
         students = part.drop(index=BASELINE, errors="ignore")
@@ -131,12 +145,8 @@ def evaluation(out: Path) -> str:
             lines.append(f"- `{dataset}` (n = {n}): no distilled student answers any problem correctly"
                          + (f" ({BASELINE} {interval(part.loc[BASELINE])})" if BASELINE in part.index else "") + ".")
             continue
-        top = [m for m in method_order(students.index) if students.loc[m, "accuracy"] == students["accuracy"].max()]
-        others = ", ".join(f"{m} {100 * students.loc[m, 'accuracy']:.1f} %"
-                           for m in method_order(students.index) if m not in top)
-        base = part.loc[BASELINE] if BASELINE in part.index else None
-        lines.append(f"- `{dataset}` (n = {n}): best **{' and '.join(top)} {interval(students.loc[top[0]])}**"
-                     f"{_versus_base(students.loc[top[0]], base)}. Others: {others or 'none'}.")
+        lines.append(f"- `{dataset}` (n = {n}): " + ", ".join(f"{m} {interval(part.loc[m])}"
+                                                             for m in method_order(part.index)) + ".")
     etd = acc[(acc["method"] == "ETD") & acc["dataset"].map(is_headline)]
     if etd["strategy"].nunique() > 1:
         pooled = etd.groupby("strategy")[["correct", "n"]].sum()
@@ -145,7 +155,6 @@ def evaluation(out: Path) -> str:
                      f"({int(etd.groupby('dataset')['n'].max().sum())} problems): "
                      + ", ".join(f"`{s}` {100 * a:.1f} %" for s, a in pooled.items()) + ".")
     lines += _seed_lines(out, chosen)
-    lines += _comparison_lines(out)
     lines += _design_lines(out)
     if "EoTD" in chosen and (eot := eot_kind(out)):
         lines.append(f"- {eot}")
@@ -174,12 +183,18 @@ def _seed_lines(out: Path, chosen: dict[str, str]) -> list[str]:
         lines.append("- Training seeds (data order): " + ", ".join(f"{m} {seeds[m]}" for m in method_order(seeds.index))
                      + "; a method's accuracy above is its mean over seeds.")
         spread = by_seed[by_seed["method"].map(seeds) > 1].groupby(["method", "dataset"])["accuracy"].agg(["min", "max"])
-        for method in method_order(spread.index.get_level_values("method")):
-            part = spread.loc[method]
-            widest = (part["max"] - part["min"]).idxmax()
-            lines.append(f"- {method} across its {seeds[method]} seeds: " + ", ".join(
-                f"`{d}` {100 * r['min']:.1f}–{100 * r['max']:.1f} %" for d, r in part.iterrows())
-                + f" (widest on `{widest}`: {100 * (part.loc[widest, 'max'] - part.loc[widest, 'min']):.1f} points).")
+        methods = method_order(spread.index.get_level_values("method"))
+        if methods:
+            datasets = dataset_order(spread.index.get_level_values("dataset"))
+            lines += ["", "Accuracy range over each method's training seeds (lowest–highest seed, %):", "",
+                      "| method | " + " | ".join(f"`{d}`" for d in datasets) + " |",
+                      "|---|" + "---|" * len(datasets)]
+            for method in methods:
+                part = spread.loc[method]
+                lines.append(f"| {method} | " + " | ".join(
+                    f"{100 * part.loc[d, 'min']:.1f}–{100 * part.loc[d, 'max']:.1f}" if d in part.index else "—"
+                    for d in datasets) + " |")
+            lines.append("")
     return lines
 
 
@@ -206,11 +221,19 @@ def _comparison_lines(out: Path) -> list[str]:
         return (f"{r['verdict'].removesuffix(' on one training seed')} on `{r['dataset']}` by "
                 f"{_points(sign * r['diff'])} points [{_points(low)}, {_points(high)}] (Holm p = {r['p_holm']:.2g})")
 
+    decided = ["", "Decided differences (A − B in points, unadjusted 95 % interval, Holm-adjusted p):", "",
+               "| set | verdict | A − B | 95 % interval | Holm p |", "|---|---|---:|---|---:|"]
+    for r in beats.to_dict("records"):
+        sign = 1 if r["verdict"].startswith(r["a"] + " ") else -1
+        low, high = sorted((sign * r["diff_low"], sign * r["diff_high"]))
+        decided.append(f"| `{r['dataset']}` | {r['verdict']} | {_points(sign * r['diff'])} | "
+                       f"[{_points(low)}, {_points(high)}] | {r['p_holm']:.2g} |")
     per_set = comparisons.groupby("dataset").size()
-    lines = [f"- Method differences (A − B in points, 95 % interval over training seeds and problems, p-values "
-             f"Holm-corrected over the {'/'.join(str(k) for k in sorted(set(per_set)))} pairs of each set): "
+    lines = [f"- Method differences (A − B in points with its unadjusted 95 % interval over training seeds and "
+             f"problems; decided when the Holm-adjusted p over the {'/'.join(str(k) for k in sorted(set(per_set)))} "
+             f"pairs of a set is under 0.05, so an interval that excludes 0 can still be undecided): "
              f"{len(beats)} of {len(comparisons)} pairs decided" + (": " + "; ".join(map(lead, beats.to_dict(
-                 "records"))) if len(beats) else "") + "."]
+                 "records"))) if len(beats) else "") + "."] + (decided + [""] if len(beats) else [])
     if len(ahead):
         lines.append("- Ahead, but a method of the pair was trained with one seed only, so its training noise is "
                      "unmeasured and this is not claimed: " + "; ".join(map(lead, ahead.to_dict("records"))) + ".")
@@ -218,8 +241,37 @@ def _comparison_lines(out: Path) -> list[str]:
     trained = comparisons[(comparisons["a_seeds"] > 1) & (comparisons["b_seeds"] > 1)]
     for dataset, part in trained.groupby("dataset", sort=False):
         lines.append(f"- Between methods trained with several seeds on `{dataset}`: " + ", ".join(
-            f"{r['a']} − {r['b']} {_points(r['diff'])} [{_points(r['diff_low'])}, {_points(r['diff_high'])}]"
-            for _, r in part.iterrows()) + ".")
+            f"{r['a']} − {r['b']} {_points(r['diff'])} [{_points(r['diff_low'])}, {_points(r['diff_high'])}] "
+            f"(Holm p {r['p_holm']:.2g})" for _, r in part.iterrows()) + ".")
+    return lines
+
+
+_FORM_PAIRS = (("EoTD", "EoTD-forward"), ("EoTD", "PoTD"))
+
+
+def _form_lines(out: Path) -> list[str]:
+    """EoTD against EoTD-forward (relations stated vs the same questions' forward EoT) and against PoTD, on all
+    problems and on the inverse ones (the unknown is not the result), from method_comparisons.csv's form rows."""
+    path = Path(out) / "method_comparisons.csv"
+    comparisons = pd.read_csv(path) if path.exists() else pd.DataFrame()
+    if comparisons.empty or "form" not in comparisons:
+        return []
+    lines = []
+    for a, b in _FORM_PAIRS:
+        rows = comparisons[((comparisons["a"] == a) & (comparisons["b"] == b))
+                           | ((comparisons["a"] == b) & (comparisons["b"] == a))]
+        rows = rows[rows["form"].isin(("all", "inverse")) & rows["dataset"].map(is_headline).astype(bool)]
+        if rows.empty:
+            continue
+        cells = []
+        for _, r in rows.iterrows():
+            sign = 1 if r["a"] == a else -1
+            low, high = sorted((sign * r["diff_low"], sign * r["diff_high"]))
+            cells.append(f"`{r['dataset']}`{' inverse' if r['form'] == 'inverse' else ''} "
+                         f"{_points(sign * r['diff'])} [{_points(low)}, {_points(high)}]"
+                         + ("" if r["verdict"] == "no clear difference" else f" ({r['verdict']})"))
+        lines.append(f"- {a} − {b} (all problems, and the inverse ones where a set has them): " + ", ".join(cells)
+                     + "; every other one no clear difference.")
     return lines
 
 
@@ -241,8 +293,9 @@ def _design_lines(out: Path) -> list[str]:
             cells[dataset] = (f"`{dataset}` (n = {int(part['problems'].iloc[0])}) {100 * part.loc[k, 'detectable']:.0f}"
                               f", {100 * part.loc[more, 'detectable']:.0f} with {more} seeds")
     return [f"- Design (design.csv, from this run's spread between seeds and problems): with {k} seeds per method, "
-            "differences between two trained methods under these points cannot be told apart (80 % power): "
-            + "; ".join(cells[d] for d in dataset_order(cells)) + "."] if cells else []
+            "a difference between two trained methods of at least these points is found in 80 % of studies like "
+            "this one (smaller ones less often): " + "; ".join(cells[d] for d in dataset_order(cells)) + "."] \
+        if cells else []
 
 
 def ablations(out: Path) -> str:
@@ -252,16 +305,12 @@ def ablations(out: Path) -> str:
     if table.empty:
         return "**05 · Ablations.** None configured for this run."
     rows = ablation_headline(table)
-    lines = ["**05 · Ablations** (each variant at its own strategy, 95 % Wilson intervals):"]
+    lines = ["**05 · Ablations** (each variant at its own strategy, 95 % Wilson intervals; a variant is one training "
+             "run, so these are measurements of those runs, not tested differences between variants):"]
     for (name, dataset), part in rows.groupby(["ablation", "dataset"], sort=False):
-        part = part.sort_values("accuracy", ascending=False)
-        top, rest = part.iloc[0], part.iloc[1:]
-        separate = len(rest) and top["ci_low"] > rest["ci_high"].max()
-        verdict = (f"best {top['variant']}, its interval above every other's" if separate
-                   else "the intervals overlap" if len(rest) else "one variant")
         cells = "; ".join(f"{r['variant']} {interval(r)} ({int(r['train_examples'])} examples)"
                           for _, r in part.iterrows())
-        lines.append(f"- {name.replace('_', ' ')} on `{dataset}` (n = {int(part['n'].max())}): {cells} — {verdict}.")
+        lines.append(f"- {name.replace('_', ' ')} on `{dataset}` (n = {int(part['n'].max())}): {cells}.")
     return "\n".join(lines)
 
 
