@@ -115,8 +115,8 @@ def timing_markdown(results_root: Path) -> str:
         return "No timed run yet: `make study` records each stage's seconds in `results/<tier>/run.json`.\n"
     names = sorted({stage for stages in runs.values() for stage in stages})
     lines = ["Minutes per stage, read from `results/<tier>/run.json` by `python -m eotd.readme` (the stages' own "
-             "time: install and the report come on top; a run that found its students in the cache, fewer than all "
-             "trained, also reused their generations; peak MB: the largest resident memory of a stage's process):",
+             "time: install and the report come on top; students trained: how many of its students the run trained, the "
+             "rest came from the cache; peak MB: the largest resident memory of a stage's process):",
              "", "| tier | machine | commit | students trained | " + " | ".join(n.split("_")[0] for n in names)
              + " | total | peak MB |", "|" + "---|" * 4 + "---:|" * (len(names) + 2)]
     for tier, stages in runs.items():
