@@ -174,6 +174,14 @@ def test_evaluation_says_what_stating_relations_did_by_question_form(out):
              "diff_high": diff + 0.05, "p_holm": 0.5, "verdict": "no clear difference", "a_seeds": 5, "b_seeds": 5}
             for d, f, diff in (("svamp", "all", 0.02), ("svamp", "inverse", 0.04), ("svamp", "forward", 0.0))]
     pd.DataFrame(rows).to_csv(out / "method_comparisons.csv", index=False)
+    relation, forward = "a = x\na + 5 = 12\nans = a", "a = x\na = 12 - 5\nans = a"
+    pd.DataFrame([{"dataset": "svamp", "question_id": f"q{i}", "form": form, "method": f"EoTD@{seed}",
+                   "thought": "eot", "output": text, "correct": right}
+                  for i, (form, text, right) in enumerate([("inverse", relation, True), ("inverse", relation, False),
+                                                           ("forward", forward, False), ("unknown", forward, False)])
+                  for seed in (0, 1)]).to_parquet(out / "predictions.parquet", index=False)
     text = summaries.evaluation(out)
+    assert "Question forms of the evaluated problems" in text and "`svamp` inverse 2, forward 1, unknown 1" in text
+    assert "EoT answers that invert a relation: EoTD 4/8 (50.0 %), right 50.0 % vs 0.0 % for the rest." in text
     assert "- EoTD − EoTD-forward (all problems, and the inverse ones where a set has them): `svamp` +2.0 [-3.0, +7.0], " \
            "`svamp` inverse +4.0 [-1.0, +9.0]; every other one no clear difference." in text

@@ -250,13 +250,34 @@ _FORM_PAIRS = (("EoTD", "EoTD-forward"), ("EoTD", "PoTD"))
 
 
 def _form_lines(out: Path) -> list[str]:
-    """EoTD against EoTD-forward (relations stated vs the same questions' forward EoT) and against PoTD, on all
-    problems and on the inverse ones (the unknown is not the result), from method_comparisons.csv's form rows."""
+    """How many evaluated problems each question form holds, how many of each student's EoT answers invert a
+    relation (and how often those are right), then EoTD against EoTD-forward (relations stated vs the same questions'
+    forward EoT) and against PoTD, on all problems and on the inverse ones, from method_comparisons.csv's form rows."""
     path = Path(out) / "method_comparisons.csv"
     comparisons = pd.read_csv(path) if path.exists() else pd.DataFrame()
     if comparisons.empty or "form" not in comparisons:
         return []
     lines = []
+    predictions = pd.read_parquet(Path(out) / "predictions.parquet") \
+        if (Path(out) / "predictions.parquet").exists() else pd.DataFrame()
+    if "form" in predictions:
+        problems = predictions.drop_duplicates(["dataset", "question_id"])
+        problems = problems[problems["dataset"].map(is_headline).astype(bool)]
+        counts = problems.groupby(["dataset", "form"]).size()
+        lines.append("- Question forms of the evaluated problems (from their text: inverse, the unknown is not the "
+                     "result; forward; unknown, no rule reads it): " + "; ".join(
+                         f"`{d}` " + ", ".join(f"{f} {int(counts[d][f])}" for f in ("inverse", "forward", "unknown")
+                                               if f in counts[d]) for d in dataset_order(counts.index.get_level_values(0)))
+                     + ".")
+        from eotd.evaluate import eot_inversions
+
+        inversions = eot_inversions(predictions.to_dict("records"))
+        if len(inversions):
+            lines.append("- EoT answers that invert a relation: " + "; ".join(
+                f"{r['method']} {_share(int(r['inverting']), int(r['answers']))}"
+                + (f", right {100 * r['accuracy_inverting']:.1f} % vs {100 * r['accuracy_other']:.1f} % for the rest"
+                   if pd.notna(r["accuracy_inverting"]) and pd.notna(r["accuracy_other"]) else "")
+                for r in inversions.to_dict("records")) + ".")
     for a, b in _FORM_PAIRS:
         rows = comparisons[((comparisons["a"] == a) & (comparisons["b"] == b))
                            | ((comparisons["a"] == b) & (comparisons["b"] == a))]
