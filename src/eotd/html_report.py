@@ -40,6 +40,7 @@ th:first-child, td:first-child { text-align: left; }
 section.stage { border-left: 3px solid #4c72b0; padding-left: 1rem; margin: 1rem 0; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9rem; } code { background: #f3f3f3; padding: 0 0.2rem; }
+.incomplete { background: #fff3cd; border: 1px solid #d4a017; padding: 0.5rem 1rem; }
 """
 
 
@@ -68,6 +69,20 @@ def export_notebooks(out: Path) -> dict[str, Path]:
     return pages
 
 
+def _stage_list(stages: list[str]) -> str:
+    return ", ".join(f"<code>{html.escape(s)}</code>" for s in stages) or "none"
+
+
+def _incomplete(mark: dict) -> str:
+    """The warning for a folder with stages that no study finished (run.json's `incomplete`)."""
+    commit = html.escape((mark["git_commit"] or "not recorded")[:12])
+    return (f'<p class="incomplete"><strong>Incomplete:</strong> not every stage is from a finished study. The '
+            f"latest study (code <code>{commit}</code>, started {html.escape(mark['started'])}) finished "
+            f"{_stage_list(mark['finished'])}; not finished (stopped, failed, still running or not run): "
+            f"{_stage_list(mark['pending'])}. Their notebooks are from an earlier run and their result files may "
+            "be partly from a later one; <code>run.json</code> names the commit and time of each stage.</p>")
+
+
 def _figure(path: Path) -> str:
     caption = path.stem.removeprefix("fig_").replace("_", " ")
     return (f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
@@ -84,14 +99,21 @@ def build(out: Path) -> Path:
              f'<p class="setting">{html.escape(setting_line(run_params(run_info), synthesis))} · code '
              f"{', '.join(f'<code>{html.escape(c[:12])}</code>' for c in commits)} · report written "
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC</p>"]
+    mark = run_info.get("incomplete")
+    if mark:
+        parts.append(_incomplete(mark))
     if (out / "accuracy.csv").exists():
         parts += ["<h2>Headline accuracy (95 % intervals: over seeds and problems for a method with several seeds)</h2>",
                   headline_pivot(pd.read_csv(out / "accuracy.csv")).to_html(border=0, escape=True)]
     parts.append("<h2>What each stage found</h2>")
     for stage, page in pages.items():
-        summary = summaries.for_stage(stage, out) if stage in summaries.STAGES else ""
+        pending = bool(mark) and stage in mark["pending"]
+        summary = summaries.for_stage(stage, out) if stage in summaries.STAGES and not pending else ""
         link = (f'<p><a href="{NOTEBOOK_HTML}/{html.escape(page.name)}">the rendered notebook</a> · '
                 f'<a href="{html.escape(stage)}.ipynb">.ipynb</a></p>')
+        if pending:
+            link += (f'<p class="incomplete"><code>{html.escape(stage)}</code>: not finished (see above), so no '
+                     "summary: its result files may mix runs.</p>")
         parts.append(f'<section class="stage" id="{html.escape(stage)}">{markdown2html(summary)}{link}</section>')
     figures = sorted(out.glob("fig_*.png"))
     if figures:

@@ -1,6 +1,6 @@
 """run.json beside every stage's outputs: params, seed, package versions, git commit, input hashes, when it ran on
 which machine, its peak memory, and the result files it wrote (so a study can remove what no stage of its run
-wrote)."""
+wrote); and, while a study has stages left to finish, its `incomplete` mark."""
 from __future__ import annotations
 
 import hashlib
@@ -89,8 +89,7 @@ def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iter
     """Record in <out_dir>/run.json what produced a stage's outputs (one entry per stage), so any number can be
     traced, and the peak resident memory of the process recording it (`peak_rss_mb`: a stage notebook's kernel);
     with `started`, also how long the stage took and the files it wrote since then (`results`)."""
-    path = Path(out_dir) / "run.json"
-    stages = read_stages(out_dir)
+    run = read_run(out_dir)
     finished = datetime.now(timezone.utc)
     entry = {"started": started.isoformat(timespec="seconds")} if started else {}
     entry["finished"] = finished.isoformat(timespec="seconds")
@@ -108,8 +107,9 @@ def write_run_json(out_dir: str | Path, stage: str, params: Params, inputs: Iter
     })
     if started:
         entry["results"] = written_since(out_dir, started)
-    stages[stage] = {**entry, **extra}
-    return write_json(path, {"params_name": params.name, "stages": stages})
+    run["params_name"] = params.name
+    run.setdefault("stages", {})[stage] = {**entry, **extra}
+    return write_json(Path(out_dir) / "run.json", run)
 
 
 def remove_undeclared(out_dir: str | Path, stage_names: Iterable[str]) -> list[str]:
@@ -127,7 +127,47 @@ def remove_undeclared(out_dir: str | Path, stage_names: Iterable[str]) -> list[s
     return removed
 
 
+def read_run(out_dir: str | Path) -> dict:
+    """run.json ({} before any stage ran)."""
+    path = Path(out_dir) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def read_stages(out_dir: str | Path) -> dict:
     """run.json's stage entries ({} before any stage ran)."""
-    path = Path(out_dir) / "run.json"
-    return json.loads(path.read_text())["stages"] if path.exists() else {}
+    return read_run(out_dir).get("stages", {})
+
+
+def incomplete(out_dir: str | Path) -> dict | None:
+    """run.json's mark of stages not finished by the study that began or was to run them (None when there are none):
+    the latest study's commit and start, the stages it `finished` and those `pending` (stopped, failed, still running
+    or not run yet: a pending stage's notebook is an earlier run's and its result files may be partly a later one's)."""
+    return read_run(out_dir).get("incomplete")
+
+
+def begin_study(out_dir: str | Path, executed: Iterable[str], reused: Iterable[str]) -> dict | None:
+    """Mark the folder incomplete before a study executes `executed`; an earlier study's pending stages stay pending
+    unless this one `reused` them (unchanged since they last finished). Returns the mark, None when none is left."""
+    run = read_run(out_dir)
+    earlier = (run.get("incomplete") or {}).get("pending", [])
+    pending = sorted((set(earlier) - set(reused)) | set(executed))
+    if pending:
+        run["incomplete"] = {"git_commit": git_commit(),
+                             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             "finished": [], "pending": pending}
+    elif run.pop("incomplete", None) is None:
+        return None
+    write_json(Path(out_dir) / "run.json", run)
+    return run.get("incomplete")
+
+
+def end_stage(out_dir: str | Path, stage: str) -> dict | None:
+    """Record that the study finished `stage`; the mark goes once no stage is pending. Returns the mark left."""
+    run = read_run(out_dir)
+    mark = run["incomplete"]
+    mark["finished"].append(stage)
+    mark["pending"].remove(stage)
+    if not mark["pending"]:
+        del run["incomplete"]
+    write_json(Path(out_dir) / "run.json", run)
+    return run.get("incomplete")

@@ -1,10 +1,12 @@
 """Run the numbered notebooks in order with papermill: `python -m eotd.study params/X.yaml` (what `make study` does).
 
-Each rendered notebook goes to results/<name>/NN_stage.ipynb beside that stage's outputs, and a full run ends with
-results/<name>/report.html (eotd.html_report). A stage whose notebook,
+Each notebook renders into the cache and replaces results/<name>/NN_stage.ipynb, beside that stage's outputs, once
+the stage has finished; a full run ends with results/<name>/report.html (eotd.html_report). A stage whose notebook,
 params, package code and upstream stages are unchanged since its last successful run is reused, not re-executed (and
 inside a stage, teacher calls, trained students and generations are cached too). A failing stage stops the run; its
-rendered notebook (with the traceback) is kept and its path printed.
+rendered notebook (with the traceback) is kept in the cache and its path printed. From its first executed stage to
+its last, a study marks the folder incomplete (run.json's `incomplete`, shown by the report), so a stopped or failed
+run never leaves a silent mix of two runs.
 
 One study per tier at a time (eotd.locks): a second one of the same tier, or a stage of it run from JupyterLab,
 refuses at once naming the holder's pid; `--wait` queues behind it instead.
@@ -85,6 +87,25 @@ def _relative_metadata(rendered: Path) -> None:
     nbformat.write(nb, rendered)
 
 
+def _publish(rendered: Path, target: Path) -> None:
+    """Put a finished stage's rendered notebook in place of the earlier one in one step, naming where it now is."""
+    import nbformat
+
+    nb = nbformat.read(rendered, as_version=nbformat.NO_CONVERT)
+    if "papermill" in nb.get("metadata", {}):
+        nb.metadata.papermill.output_path = paths.relative(target)
+    records.atomic_write_text(target, nbformat.writes(nb) + "\n")
+    rendered.unlink()
+
+
+def _refresh_report(out: Path) -> None:
+    """Rebuild an existing report.html so that it shows the folder's incomplete mark as it stands."""
+    from eotd import html_report
+
+    if (out / html_report.REPORT).exists():
+        html_report.build(out)
+
+
 def preflight(p: params.Params) -> None:
     """What can be checked before stage 01 so a long run does not fail (or silently shrink) hours later: the data
     folder exists and every named benchmark loads. Raises SystemExit naming the problem."""
@@ -128,6 +149,21 @@ class _kernels_under_lock:
             os.environ[locks.HOLDER_ENV] = self.before
 
 
+def _plan(p: params.Params, stages: list[str] | None, state: dict, out: Path,
+          force: bool) -> list[tuple[Path, str, bool]]:
+    """(notebook, key, whether it executes) for each selected stage; a stage whose key and rendered notebook are
+    those of its last successful run is reused."""
+    code, upstream, plan = _code_hash(), "", []
+    for notebook in notebooks():
+        key = stage_key(notebook, p, upstream, code)
+        upstream = key  # every stage enters the chain, run or not, so a partial run stores the keys a full one would
+        if stages and not notebook.name.startswith(tuple(stages)):
+            continue
+        reused = not force and state.get(notebook.name) == key and (out / notebook.name).exists()
+        plan.append((notebook, key, not reused))
+    return plan
+
+
 def _run(params_file: str | Path, p: params.Params, stages: list[str] | None, kernel: str, force: bool) -> Path:
     import papermill
 
@@ -138,35 +174,39 @@ def _run(params_file: str | Path, p: params.Params, stages: list[str] | None, ke
     out = paths.results_dir(p.name)
     state_file = out / STATE
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    code, upstream = _code_hash(), ""
-    for notebook in notebooks():
+    plan = _plan(p, stages, state, out, force)
+    if runinfo.begin_study(out, executed=[nb.stem for nb, _, execute in plan if execute],
+                           reused=[nb.stem for nb, _, execute in plan if not execute]):
+        _refresh_report(out)
+    for notebook, key, execute in plan:
         target = out / notebook.name
-        key = stage_key(notebook, p, upstream, code)
-        upstream = key  # every stage enters the chain, run or not, so a partial run stores the keys a full one would
-        if stages and not notebook.name.startswith(tuple(stages)):
-            continue
-        if not force and state.get(notebook.name) == key and target.exists():
+        if not execute:
             print(f"[eotd.study] {notebook.name}: unchanged, reusing {target}", flush=True)
             continue
         print(f"[eotd.study] {notebook.name} -> {target}", flush=True)
-        state.pop(notebook.name, None)
+        state.pop(notebook.name, None)  # from here its result files change: reused only once it finishes again
+        records.write_json(state_file, state)
+        rendered = paths.cache_dir(f"rendering/{p.name}") / notebook.name
         try:
             papermill.execute_notebook(
-                notebook, target, parameters=notebook_parameters(params_file, p), kernel_name=kernel,
+                notebook, rendered, parameters=notebook_parameters(params_file, p), kernel_name=kernel,
                 cwd=str(paths.NOTEBOOKS), progress_bar=False, request_save_on_cell_execute=True,
             )
         except papermill.PapermillExecutionError as exc:
-            records.write_json(state_file, state)
             raise SystemExit(f"[eotd.study] stage {notebook.name} failed: {exc.ename}: {exc.evalue}\n"
-                             f"see the rendered notebook {target}") from None
+                             f"see the rendered notebook {rendered}") from None
         finally:
-            if target.exists():
-                _relative_metadata(target)
+            if rendered.exists():
+                _relative_metadata(rendered)
+        _publish(rendered, target)
         state[notebook.name] = key
         records.write_json(state_file, state)
+        if runinfo.end_stage(out, notebook.stem):
+            _refresh_report(out)
     if not stages:
         for removed in runinfo.remove_undeclared(out, [nb.stem for nb in notebooks()]):
             print(f"[eotd.study] removed {removed}: no stage of this run wrote it", flush=True)
+    if not stages or (out / html_report.REPORT).exists():
         print(f"[eotd.study] report: {paths.relative(html_report.build(out))}", flush=True)
     return out
 
