@@ -227,3 +227,16 @@ def test_timing_table_reads_each_tiers_run_json(tmp_path):
     assert "**6.0**" in path.read_text() and "old" not in path.read_text()
     assert readme.update_readme(path, root) is False
     assert "No timed run yet" in readme.timing_markdown(tmp_path / "none")
+
+
+def test_an_incomplete_run_is_named_in_the_findings(tmp_path):
+    from eotd.readme import _run_line
+
+    run = {"stages": {"01_data_synthesis": {"git_commit": "abcdef1234", "started": "2026-12-07T10:00:00"}},
+           "incomplete": {"git_commit": "1234567abc", "pending": ["04_evaluation", "05_ablations"]}}
+    line = _run_line(run)
+    assert line.startswith("- **Incomplete run.** A study at 1234567 stopped before 04_evaluation, 05_ablations")
+    assert "- **Run.** Commit abcdef1" in line
+    del run["incomplete"]
+    assert "Incomplete" not in _run_line(run)
+

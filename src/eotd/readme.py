@@ -173,6 +173,9 @@ def _run_line(run_info: dict) -> str:
     machines = "; ".join(dict.fromkeys(machine_label(s["machine"]) for s in stages if s.get("machine")))
     when = "undated" if not days else days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
     line = f"- **Run.** Commit {commits}, {when}, on {machines or 'an unrecorded machine'}"
+    if mark := run_info.get("incomplete"):
+        line = (f"- **Incomplete run.** A study at {str(mark.get('git_commit', ''))[:7]} stopped before "
+                f"{', '.join(mark.get('pending', []))}: those stages' files may be from another run.\n" + line)
     trained = next((s for s in stages if "students_reused" in s), None)
     if trained:
         total, reused = len(trained["students"]), len(trained["students_reused"])
