@@ -2,7 +2,7 @@
 two equally good methods are called different, how often a method no better than the untrained base is said to beat
 it, and how often a real difference is found, for 2-5 training seeds a side; beside them, the rules that fail the
 tests: Welch's t on the seeds alone (no problem term), the SE that counts the seed x problem noise twice, and the
-stacked McNemar rule the study used before. Then the design helper's SE against the simulated spread and the
+stacked McNemar rule over seeds. Then the design helper's SE against the simulated spread and the
 accuracy interval's coverage.
 
 Run: .venv/bin/python tests/benchmarks/bench_stats.py   (about 2 minutes)
