@@ -60,7 +60,8 @@ def tier_markdown(tier_dir: Path) -> str:
                      "with its interval and verdict.")
     if domains:
         notes.append("- in-domain: the set's own training fold (or training split) is in the training data; "
-                     "out-of-domain: it is not.")
+                     "derived from gsm8k_test: written from GSM8K test questions (GSM-Symbolic, GSM-Hard), "
+                     "decontaminated against the training questions; out-of-domain: neither.")
     if BASELINE in chosen:
         notes.append(f"- `{BASELINE}` is shown at its best single strategy on these test sets (`{chosen[BASELINE]}`), "
                      "which favours the baseline.")
