@@ -124,7 +124,9 @@ def _forward_argmax(model, cache_arg: str, ids: torch.Tensor, mask: torch.Tensor
                     cache) -> torch.Tensor:
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, logits_to_keep=1,
                    **{cache_arg: cache}).logits[:, -1]
-    return logits.argmax(-1)
+    # in fp32: the same index (bf16 converts exactly; ties go to the first index either way), and torch's CPU argmax
+    # over bf16 is slower than the conversion plus an fp32 argmax (bench_infer.py --argmax prints both)
+    return logits.float().argmax(-1)
 
 
 def _prefill(model, cache_arg: str, prompts: list[list[int]], index: list[int], pad_id: int, room: int) -> _Rows:

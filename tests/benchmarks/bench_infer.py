@@ -13,6 +13,9 @@ transformers' `generate` (the reference), eotd.infer's continuous batching and C
 has no bf16) on the first 200 problems of each of the four benchmarks with the PoT trigger, greedy, up to 96 new
 tokens: problems/s, how many outputs equal the reference's, and how many programs return the gold answer
 (EOTD_DATA_DIR names the benchmark folder). About 6 minutes on 2 cores.
+
+`--argmax` times a decoding step's greedy pick over the vocabulary (96 rows of bf16 logits): argmax in bf16 vs the
+conversion to fp32 plus an fp32 argmax (what eotd.infer does), and checks the two pick the same tokens.
 """
 import argparse
 import time
@@ -95,11 +98,30 @@ def engines(student: str) -> None:
         report(f"CTranslate2 {compute_type}", outputs, elapsed, reference, f" (conversion {converted:.0f} s)")
 
 
+def argmax_cost(rows: int = 96, vocab: int = 49152, repeats: int = 200) -> None:
+    """bf16 argmax vs fp32 conversion + argmax on random bf16 logits, and whether they agree (ties included)."""
+    torch.manual_seed(0)
+    logits = torch.randn(rows, vocab).mul(8).to(torch.bfloat16)  # bf16 rounding makes ties between top logits common
+    picks = {}
+    for label, fn in (("bf16 argmax", lambda: logits.argmax(-1)), ("fp32 conversion + argmax",
+                                                                   lambda: logits.float().argmax(-1))):
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            picks[label] = fn()
+        print(f"{label:>26}: {(time.perf_counter() - start) / repeats * 1e3:.2f} ms per step ({rows} rows of {vocab})")
+    same = int((picks["bf16 argmax"] == picks["fp32 conversion + argmax"]).sum())
+    print(f"same token picked: {same}/{rows}; {machine.describe()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--student", default=models.DEFAULT_STUDENT)
     parser.add_argument("--engines", action="store_true", help="compare with CTranslate2 (needs .[engines])")
+    parser.add_argument("--argmax", action="store_true", help="time the greedy pick in bf16 vs fp32")
     args = parser.parse_args()
+    if args.argmax:
+        return argmax_cost()
     if args.engines:
         return engines(args.student)
     student = args.student
