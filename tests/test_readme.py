@@ -240,3 +240,27 @@ def test_an_incomplete_run_is_named_in_the_findings(tmp_path):
     del run["incomplete"]
     assert "Incomplete" not in _run_line(run)
 
+
+
+@pytest.mark.parametrize("peak, gb", [(3000, 4), (3073, 8), (6000, 8), (7100, 8), (7300, 16)])
+def test_memory_requirement_rounds_the_peak_with_headroom_up_to_a_usual_size(peak, gb):
+    assert readme.memory_gb(peak) == gb
+
+
+def test_requirements_state_the_default_runs_peak_and_whether_its_time_is_cold(tmp_path):
+    tier = tmp_path / "default"
+    tier.mkdir()
+    machine = {"cpu": "AMD EPYC", "cores": 2, "bf16": False, "gpu": None}
+    stages = {"01_data_synthesis": {"seconds": 60.0, "machine": machine, "peak_rss_mb": 400},
+              "03_fine_tuning": {"seconds": 1800.0, "machine": machine, "peak_rss_mb": 4900,
+                                 "students": {"PoTD@0": "a", "PoTD@1": "b"}, "students_reused": []}}
+    (tier / "run.json").write_text(json.dumps({"stages": stages}))
+    text = readme.requirements_markdown(tier)
+    assert "**8 GB**" in text and "peaked at 4900 MB" in text
+    assert "**31.0 min** cold (all 2 students trained in the run) on AMD EPYC, 2 cores, fp32" in text
+    stages["03_fine_tuning"]["students_reused"] = ["PoTD@1"]
+    (tier / "run.json").write_text(json.dumps({"stages": stages}))
+    assert "cold" not in readme.requirements_markdown(tier).split("students")[0]
+    assert "from the cache" in readme.requirements_markdown(tier)
+    (tier / "run.json").write_text(json.dumps({"stages": {"01_data_synthesis": {"seconds": 1.0}}}))
+    assert "no recorded memory" in readme.requirements_markdown(tier)

@@ -1,5 +1,5 @@
-"""README.md's generated blocks, each between its markers: the params tiers (eotd.tiers), the minutes per stage, the
-findings of the default run and the results tables. `python -m eotd.readme` rewrites them from params/*.yaml and
+"""README.md's generated blocks, each between its markers: the params tiers (eotd.tiers), the default's memory and
+time requirement, the minutes per stage, the findings of the default run and the results tables. `python -m eotd.readme` rewrites them from params/*.yaml and
 results/*/ and leaves everything else alone (`--check`: only say whether they are current)."""
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from eotd.tables import dataset_order, headline_pivot, machine_label, read_json,
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 TIMING_START, TIMING_END = "<!-- timings:start -->", "<!-- timings:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
+NEEDS_START, NEEDS_END = "<!-- requirements:start -->", "<!-- requirements:end -->"
+MEMORY_SIZES_GB = (4, 8, 16, 24, 32, 48, 64, 128)  # the memory a machine comes with
+HEADROOM_MB = 1024  # beside the study's own peak: the OS, the notebook server, papermill
 FINDINGS_TIER = "default"  # the run whose findings README states
 
 
@@ -133,6 +136,32 @@ def timing_markdown(results_root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+
+
+def memory_gb(peak_mb: int) -> int:
+    """The smallest usual memory size holding a run whose largest process peaked at `peak_mb`, with headroom."""
+    need = (peak_mb + HEADROOM_MB) / 1024
+    return next((gb for gb in MEMORY_SIZES_GB if gb >= need), MEMORY_SIZES_GB[-1])
+
+
+def requirements_markdown(tier_dir: Path) -> str:
+    """The memory and the time the committed default needs, from its run.json: the largest stage peak, rounded up to
+    a usual memory size, and its stages' minutes with the machine, said to be cold only when it trained every
+    student itself."""
+    stages = read_json(Path(tier_dir) / "run.json").get("stages") or {}
+    peaks = [s["peak_rss_mb"] for s in stages.values() if s.get("peak_rss_mb") is not None]
+    timed = [s for s in stages.values() if s.get("seconds") is not None]
+    if not peaks or not timed:
+        return (f"The `{Path(tier_dir).name}` run has no recorded memory and time yet: `make study` records them in "
+                f"`results/{Path(tier_dir).name}/run.json`.\n")
+    trained = next((s for s in stages.values() if "students_reused" in s), None)
+    cold = trained is not None and not trained["students_reused"]
+    how = (f"cold (all {len(trained['students'])} students trained in the run)" if cold else
+           "with students from the cache (a cold run takes longer)")
+    return (f"Memory: **{memory_gb(max(peaks))} GB** (the committed `{Path(tier_dir).name}` run's largest stage "
+            f"peaked at {max(peaks)} MB resident). Time: its stages took **{_minutes(sum(s['seconds'] for s in timed))}"
+            f" min** {how} on {machine_label(timed[0].get('machine') or {})}, plus about 3 minutes of install; "
+            "a CPU without bf16 trains and generates in fp32, about twice as slowly (docs/performance.md).\n")
 
 
 def _points(x: float) -> str:
@@ -295,7 +324,8 @@ def findings_markdown(tier_dir: Path) -> str:
 def blocks(results_root: Path, params_dir: Path | None = None) -> dict[tuple[str, str], str]:
     """Each generated block (markers included) by its (start, end) markers, in README's order."""
     results_root = Path(results_root)
-    bodies = {(tiers.START, tiers.END): tiers.markdown(params_dir),
+    bodies = {(NEEDS_START, NEEDS_END): requirements_markdown(results_root / FINDINGS_TIER),
+              (tiers.START, tiers.END): tiers.markdown(params_dir),
               (TIMING_START, TIMING_END): timing_markdown(results_root),
               (FINDINGS_START, FINDINGS_END): findings_markdown(results_root / FINDINGS_TIER),
               (START, END): results_markdown(results_root)}
