@@ -1,6 +1,7 @@
 """Seaborn figures the notebooks show and save as PNG."""
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -322,21 +323,9 @@ def acceptance(summary: dict) -> plt.Figure:
     return fig
 
 
-# Self-reported numbers from the paper's notes (shared/docs/paper.md beside the repository, §5, §7). Other students, teachers and hardware: context, never comparable.
-REFERENCES = [
-    {"method": "PoTD", "strategy": "pot", "dataset": "gsm8k_test", "accuracy": 0.4488,
-     "setting": "CodeT5+-770M (Salesforce/codet5p-770m-py), PoT, gpt-3.5-turbo teacher, GSM8K train (presumed)",
-     "source": "HF model card zhuxunyu/math-codet5p-770m-py (the authors' model; not a paper-table value)"},
-    {"method": "CoT distillation", "strategy": "cot", "dataset": "gsm8k_test", "accuracy": 0.2199,
-     "setting": "T5 XXL (11B) student, PaLM-540B CoT teacher",
-     "source": "Magister et al., arXiv 2212.08410, abstract (self-reported)"},
-    {"method": "Mixed Distillation", "strategy": "multi-path", "dataset": "svamp", "accuracy": 0.845,
-     "setting": "LLaMA2-7B student, CoT+PoT, multi-path",
-     "source": "Li et al., Mixed Distillation, arXiv 2312.10730, abstract (self-reported; ar5iv abstract says 85%)"},
-    {"method": "Mixed Distillation", "strategy": "multi-path", "dataset": "svamp", "accuracy": 0.855,
-     "setting": "CodeLlama-7B student, CoT+PoT, multi-path",
-     "source": "Li et al., Mixed Distillation, arXiv 2312.10730, abstract (self-reported)"},
-]
+# Self-reported published numbers (shared/docs/paper.md beside the repository, §5, §7), one row each with its setting
+# and source. Other students, teachers and hardware: context, never comparable.
+REFERENCES_FILE = files("eotd") / "published_references.csv"
 
 
 def reference_table(acc: pd.DataFrame, run_info: dict) -> pd.DataFrame:
@@ -347,7 +336,7 @@ def reference_table(acc: pd.DataFrame, run_info: dict) -> pd.DataFrame:
     name = (run_info or {}).get("params_name") or params.get("name") or "?"
     ours = rows.assign(origin="ours", setting=setting_line(params, {}),
                        source=f"results/{name}/accuracy.csv", comparable=True)
-    refs = pd.DataFrame(REFERENCES).assign(origin="published", comparable=False)
+    refs = pd.read_csv(REFERENCES_FILE).assign(origin="published", comparable=False)
     columns = ["origin", "method", "strategy", "dataset", "n", "accuracy", "ci_low", "ci_high", "setting", "source",
                "comparable"]
     return pd.concat([ours, refs], ignore_index=True).reindex(columns=columns)
