@@ -14,6 +14,11 @@ has no bf16) on the first 200 problems of each of the four benchmarks with the P
 tokens: problems/s, how many outputs equal the reference's, and how many programs return the gold answer
 (EOTD_DATA_DIR names the benchmark folder). About 6 minutes on 2 cores.
 
+`--split STUDENT` (a trained student's final/ folder, or `base` for the untrained default student as 04 prompts it)
+runs 04's generation for one thought on the first `--per-set` problems of each benchmark with the default tier's
+settings and budget, and says where the time goes: prefill forwards, decoding steps, and the cache's compaction
+(rows that ended dropped, new rows joined). Needs the default's verification cache (EOTD_CACHE_DIR) for the budget.
+
 `--argmax` times a decoding step's greedy pick over the vocabulary (96 rows of bf16 logits): argmax in bf16 vs the
 conversion to fp32 plus an fp32 argmax (what eotd.infer does), and checks the two pick the same tokens.
 """
@@ -98,6 +103,70 @@ def engines(student: str) -> None:
         report(f"CTranslate2 {compute_type}", outputs, elapsed, reference, f" (conversion {converted:.0f} s)")
 
 
+class Split:
+    """Seconds spent in prefill forwards, decoding steps and cache compaction (keep/join) inside the block."""
+
+    def __init__(self):
+        self.seconds = {"prefill": 0.0, "decode": 0.0, "compaction": 0.0}
+        self.prefills = self.prefill_tokens = self.steps = self.rows = 0
+
+    def __enter__(self):
+        self._saved = infer._forward_argmax, infer._Rows.keep, infer._Rows.join
+        forward = self._saved[0]
+
+        def timed_forward(model, cache_arg, ids, mask, position, cache):
+            start = time.perf_counter()
+            out = forward(model, cache_arg, ids, mask, position, cache)
+            decoding = ids.shape[1] == 1
+            self.seconds["decode" if decoding else "prefill"] += time.perf_counter() - start
+            if decoding:
+                self.steps, self.rows = self.steps + 1, self.rows + ids.shape[0]
+            else:
+                self.prefills, self.prefill_tokens = self.prefills + 1, self.prefill_tokens + ids.numel()
+            return out
+
+        def timed(fn):
+            def wrapped(*args, **kwargs):
+                start = time.perf_counter()
+                out = fn(*args, **kwargs)
+                self.seconds["compaction"] += time.perf_counter() - start
+                return out
+            return wrapped
+
+        infer._forward_argmax, infer._Rows.keep, infer._Rows.join = timed_forward, timed(self._saved[1]), \
+            timed(self._saved[2])
+        return self
+
+    def __exit__(self, *exc):
+        infer._forward_argmax, infer._Rows.keep, infer._Rows.join = self._saved
+
+
+def split(student: str, thought: str, per_set: int) -> None:
+    """04's generation of one model and thought with the default tier's settings: where the time goes."""
+    from eotd import generation, verification
+    from eotd.params import load as load_params
+
+    p = load_params("params/default.yaml")
+    base = student == "base"
+    model, tokenizer = models.load_for_inference(models.DEFAULT_STUDENT if base else student)
+    problems = [pr for name in ENGINE_SETS for pr in list(load(name))[:per_set]]
+    prompts = [generation._prompt(tokenizer, pr, thought, p.base_shots if base else None) for pr in problems]
+    cap = p.max_new_tokens if base else generation.token_budget(p, verification.load_train_splits(p))[thought]
+    with Split() as parts:
+        start = time.perf_counter()
+        outputs = infer.generate(model, tokenizer, prompts, cap, batch_size=p.eval_batch_size,
+                                 batch_tokens=p.eval_batch_tokens)
+        elapsed = time.perf_counter() - start
+    new = [len(ids) for ids in tokenizer(outputs, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+    shares = ", ".join(f"{k} {v:.1f} s ({v / elapsed:.0%})" for k, v in parts.seconds.items())
+    print(f"{student}, {thought}: {len(prompts)} prompts (mean {sum(lengths) / len(lengths):.0f} tokens), up to {cap} "
+          f"new tokens (median {sorted(new)[len(new) // 2]}, {sum(n >= cap for n in new)} at the cap); "
+          f"{len(prompts) / elapsed:.2f} problems/s in {elapsed:.1f} s: {shares}; {parts.prefills} prefills of "
+          f"{parts.prefill_tokens} tokens with padding, {parts.steps} decoding steps of "
+          f"{parts.rows / max(1, parts.steps):.0f} rows; {machine.describe()}", flush=True)
+
+
 def argmax_cost(rows: int = 96, vocab: int = 49152, repeats: int = 200) -> None:
     """bf16 argmax vs fp32 conversion + argmax on random bf16 logits, and whether they agree (ties included)."""
     torch.manual_seed(0)
@@ -119,7 +188,13 @@ def main() -> None:
     parser.add_argument("--student", default=models.DEFAULT_STUDENT)
     parser.add_argument("--engines", action="store_true", help="compare with CTranslate2 (needs .[engines])")
     parser.add_argument("--argmax", action="store_true", help="time the greedy pick in bf16 vs fp32")
+    parser.add_argument("--split", metavar="STUDENT", help="where 04's generation time goes, for a trained student's "
+                        "folder or base")
+    parser.add_argument("--thought", default="pot", help="with --split: the thought type to prompt")
+    parser.add_argument("--per-set", type=int, default=50, help="with --split: problems per benchmark")
     args = parser.parse_args()
+    if args.split:
+        return split(args.split, args.thought, args.per_set)
     if args.argmax:
         return argmax_cost()
     if args.engines:
