@@ -1,6 +1,8 @@
-"""The machine a stage runs on, in one place: whether it computes in bf16, and a description for run.json."""
+"""The machine a stage runs on, in one place: whether it computes in bf16, a description for run.json, and handing
+freed memory back to it."""
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import platform
@@ -45,3 +47,19 @@ def describe() -> dict:
     return {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
             else os.cpu_count(), "bf16": bf16_supported(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+@functools.cache
+def _glibc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def trim_heap() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc's malloc_trim; False where there is no glibc). A process that
+    frees one model's tensors and allocates the next one's keeps the freed pages resident otherwise, and fragments
+    them, so its memory creeps up from run to run."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False

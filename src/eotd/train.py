@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from eotd import console, models, records
+from eotd import console, machine, models, records
 from eotd.machine import bf16_supported
 from eotd.protocol import CHECKPOINT_DIR, DONE_FILE, FINAL_DIR, student_input
 from eotd.train_config import TrainConfig
@@ -507,8 +507,9 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     meta = {"run_hash": run_hash, "data_hash": dhash, "student": student, "config": dataclasses.asdict(config)}
     result = _run(student, rows, out_dir, config, meta, method, progress, stop_after_steps)
     # the run's model and Accelerator hold reference cycles: collect them (and empty the GPU cache) now, before the
-    # next run loads its model
+    # next run loads its model, and hand their pages back so that each run starts from the same resident memory
     release_memory()
+    machine.trim_heap()
     return result
 
 

@@ -510,6 +510,51 @@ def compile_cache() -> None:
                            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
 
 
+def resident_mb() -> tuple[int, int]:
+    """(now, peak) resident memory of this process in MB."""
+    import resource
+
+    status = Path("/proc/self/status").read_text()
+    now = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+    return now // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def memory_run(students: int, rows_per_student: int, trim: bool) -> None:
+    """`students` default-tier PoTD students (the first rows) trained one after another in this process: resident
+    memory after each, and the peak so far; without `trim`, eotd.machine.trim_heap is switched off."""
+    from eotd import machine, students as students_module
+
+    if not trim:
+        machine.trim_heap = lambda: False
+    p, rows = default_rows("PoTD")
+    config = dataclasses.replace(students_module.train_config(p), log_with="none")
+    cells = []
+    for seed in range(students):
+        with tempfile.TemporaryDirectory() as out:
+            train(STUDENT, rows[:rows_per_student], Path(out), dataclasses.replace(config, seed=seed), progress=False)
+        cells.append("{} / {}".format(*resident_mb()))
+    print(f"heap trimmed after each student: {trim}; resident / peak MB after each: {', '.join(cells)}", flush=True)
+
+
+def memory(students: int, rows_per_student: int = 60) -> None:
+    """Resident memory across students trained in one process, with and without trimming the heap between them,
+    each in a fresh process."""
+    import subprocess
+    import sys
+
+    print(f"{students} PoTD students of {rows_per_student} rows each, one process per setting; {machine_line()}",
+          flush=True)
+    for trim in (False, True):
+        subprocess.run([sys.executable, __file__, "--memory-run", str(students), str(rows_per_student), str(int(trim))],
+                       check=True)
+
+
+def machine_line() -> str:
+    from eotd import machine
+
+    return str(machine.describe())
+
+
 def main() -> None:
     import argparse
 
@@ -528,7 +573,14 @@ def main() -> None:
     parser.add_argument("--compile-cache", action="store_true", help="only: compile time in a first and a second "
                         "process sharing an inductor cache")
     parser.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", type=int, metavar="STUDENTS", help="only: resident memory across STUDENTS "
+                        "students trained in one process, with and without trimming the heap between them")
+    parser.add_argument("--memory-run", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory:
+        return memory(args.memory)
+    if args.memory_run:
+        return memory_run(args.memory_run[0], args.memory_run[1], bool(args.memory_run[2]))
     if args.compile_probe:
         return compile_probe()
     if args.compile_cache:
