@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from eotd import console, infer, models, paths, prompts, protocol, records
+from eotd import console, infer, machine, models, paths, prompts, protocol, records
 from eotd.data import Problem
 from eotd.params import Params
 from eotd.served import generate as served_generate, model_name as served_model_name
@@ -88,6 +88,7 @@ def predict(p: Params, label: str, model_path: str, sets: dict[str, list[Problem
             bar.update(len(chunk))
         bar.close()
         del model
+        machine.trim_heap()  # the next model then starts from the same resident memory
     return [done[(name, pr.id, t)] for name, pr, t in keys]
 
 
