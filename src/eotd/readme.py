@@ -1,6 +1,7 @@
-"""README.md's generated blocks, each between its markers: the params tiers (eotd.tiers), the default's memory and
-time requirement, the minutes per stage, the findings of the default run and the results tables. `python -m eotd.readme` rewrites them from params/*.yaml and
-results/*/ and leaves everything else alone (`--check`: only say whether they are current)."""
+"""README.md's generated blocks, each between its markers: the default's memory and time requirement, the params
+tiers (eotd.tiers), the minutes per stage, the findings of the default run and the results tables.
+`python -m eotd.readme` rewrites them from params/*.yaml and results/*/ and leaves everything else alone (`--check`:
+only say whether they are current)."""
 from __future__ import annotations
 
 import argparse
@@ -102,10 +103,19 @@ def _minutes(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds / 60:.1f}"
 
 
-def _peak_mb(stages: dict) -> str:
-    """The highest `peak_rss_mb` the stages recorded ("—" when none did)."""
-    peaks = [s["peak_rss_mb"] for s in stages.values() if s.get("peak_rss_mb") is not None]
-    return str(max(peaks)) if peaks else "—"
+def _peak(stages: dict) -> int | None:
+    """The highest `peak_rss_mb` the stages recorded (None when none did)."""
+    return max((s["peak_rss_mb"] for s in stages.values() if s.get("peak_rss_mb") is not None), default=None)
+
+
+def _timed(stages: dict) -> list[dict]:
+    """The stages that recorded their seconds."""
+    return [s for s in stages.values() if s.get("seconds") is not None]
+
+
+def _training(stages: dict) -> dict | None:
+    """The stage that trained the students (it lists them and those reused from the cache), or None."""
+    return next((s for s in stages.values() if "students_reused" in s), None)
 
 
 def timing_markdown(results_root: Path) -> str:
@@ -113,8 +123,7 @@ def timing_markdown(results_root: Path) -> str:
     students it trained itself (the rest came from the cache, so its 03 and 04 took less than a cold run's) and the
     peak resident memory of its most demanding stage."""
     runs = {t.name: read_json(t / "run.json").get("stages") or {} for t in tier_dirs(results_root)}
-    runs = {name: stages for name, stages in runs.items()
-            if any(s.get("seconds") is not None for s in stages.values())}
+    runs = {name: stages for name, stages in runs.items() if _timed(stages)}
     if not runs:
         return "No timed run yet: `make study` records each stage's seconds in `results/<tier>/run.json`.\n"
     names = sorted({stage for stages in runs.values() for stage in stages})
@@ -124,18 +133,16 @@ def timing_markdown(results_root: Path) -> str:
              "", "| tier | machine | commit | students trained | " + " | ".join(n.split("_")[0] for n in names)
              + " | total | peak MB |", "|" + "---|" * 4 + "---:|" * (len(names) + 2)]
     for tier, stages in runs.items():
-        timed = [s for s in stages.values() if s.get("seconds") is not None]
+        timed = _timed(stages)
         commits = ", ".join(sorted({str(s.get("git_commit") or "?")[:7] for s in stages.values()}))
         cells = [_minutes(stages.get(name, {}).get("seconds")) for name in names]
-        trained = next((s for s in stages.values() if "students_reused" in s), None)
+        trained = _training(stages)
         fresh = (f"{len(trained['students']) - len(trained['students_reused'])} of {len(trained['students'])}"
                  if trained else "—")
         lines.append(f"| `{tier}` | {machine_label(timed[0].get('machine') or {})} | {commits} | {fresh} | "
                      + " | ".join(cells)
-                     + f" | **{_minutes(sum(s['seconds'] for s in timed))}** | {_peak_mb(stages)} |")
+                     + f" | **{_minutes(sum(s['seconds'] for s in timed))}** | {_peak(stages) or '—'} |")
     return "\n".join(lines) + "\n"
-
-
 
 
 def memory_gb(peak_mb: int) -> int:
@@ -149,17 +156,16 @@ def requirements_markdown(tier_dir: Path) -> str:
     a usual memory size, and its stages' minutes with the machine, said to be cold only when it trained every
     student itself."""
     stages = read_json(Path(tier_dir) / "run.json").get("stages") or {}
-    peaks = [s["peak_rss_mb"] for s in stages.values() if s.get("peak_rss_mb") is not None]
-    timed = [s for s in stages.values() if s.get("seconds") is not None]
-    if not peaks or not timed:
+    peak, timed = _peak(stages), _timed(stages)
+    if peak is None or not timed:
         return (f"The `{Path(tier_dir).name}` run has no recorded memory and time yet: `make study` records them in "
                 f"`results/{Path(tier_dir).name}/run.json`.\n")
-    trained = next((s for s in stages.values() if "students_reused" in s), None)
+    trained = _training(stages)
     cold = trained is not None and not trained["students_reused"]
     how = (f"cold (all {len(trained['students'])} students trained in the run)" if cold else
            "with students from the cache (a cold run takes longer)")
-    return (f"Memory: **{memory_gb(max(peaks))} GB** (the committed `{Path(tier_dir).name}` run's largest stage "
-            f"peaked at {max(peaks)} MB resident). Time: its stages took **{_minutes(sum(s['seconds'] for s in timed))}"
+    return (f"Memory: **{memory_gb(peak)} GB** (the committed `{Path(tier_dir).name}` run's largest stage "
+            f"peaked at {peak} MB resident). Time: its stages took **{_minutes(sum(s['seconds'] for s in timed))}"
             f" min** {how} on {machine_label(timed[0].get('machine') or {})}, plus about 3 minutes of install; "
             "a CPU without bf16 trains and generates in fp32, about twice as slowly (docs/performance.md).\n")
 
