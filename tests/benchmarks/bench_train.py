@@ -512,11 +512,10 @@ def compile_cache() -> None:
 
 def resident_mb() -> tuple[int, int]:
     """(now, peak) resident memory of this process in MB."""
-    import resource
+    from eotd.runinfo import peak_rss_mb
 
     status = Path("/proc/self/status").read_text()
-    now = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-    return now // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) // 1024, peak_rss_mb()
 
 
 def memory_run(students: int, rows_per_student: int, trim: bool) -> None:
@@ -542,17 +541,13 @@ def memory(students: int, rows_per_student: int = 60) -> None:
     import subprocess
     import sys
 
-    print(f"{students} PoTD students of {rows_per_student} rows each, one process per setting; {machine_line()}",
-          flush=True)
+    from eotd import machine
+
+    print(f"{students} PoTD students of {rows_per_student} rows each, one process per setting; "
+          f"{machine.describe()}", flush=True)
     for trim in (False, True):
         subprocess.run([sys.executable, __file__, "--memory-run", str(students), str(rows_per_student), str(int(trim))],
                        check=True)
-
-
-def machine_line() -> str:
-    from eotd import machine
-
-    return str(machine.describe())
 
 
 def main() -> None:
