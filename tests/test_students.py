@@ -19,7 +19,8 @@ def llama_tokenizer():
 def p(tmp_path, monkeypatch):
     monkeypatch.setenv("EOTD_CACHE_DIR", str(tmp_path / "cache"))
     return params.validate({"name": "unit", "student": "tiny-llama", "methods": ["CoTD", "ETD"], "epochs": 1.0,
-                            "lr": 1e-3, "batch_size": 4, "max_new_tokens": 8, "checkpoint_every": 2}, "test")
+                            "lr": 1e-3, "batch_size": 4, "max_new_tokens": 8, "checkpoint_every": 2,
+                            "isolate_students": False}, "test")
 
 
 def rows(thoughts=("cot", "pot", "eot"), questions=4, samples=1):

@@ -1,6 +1,7 @@
 """eotd.train on the tiny random-weight students: examples, batching, learning, saving, resuming, skipping."""
 import json
 import random
+import resource
 
 import pytest
 import torch
@@ -267,6 +268,20 @@ def test_resume_reproduces_the_uninterrupted_run(llama_run, tmp_path):
     assert torch.allclose(torch.tensor([x["loss"] for x in resumed.losses]),
                           torch.tensor([x["loss"] for x in full.losses]), rtol=1e-4, atol=1e-5)
     assert [x["lr"] for x in resumed.losses] == pytest.approx([x["lr"] for x in full.losses])
+
+
+def test_an_isolated_run_trains_in_another_process_like_an_in_process_one(llama_run, tmp_path):
+    """isolate=True: the student trains in a spawned process, with the same losses and weights as the run in this process; a rerun is skipped here without starting a process."""
+    out, full = llama_run
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+    alone = train("tiny-llama", ROWS, tmp_path, LLAMA_CONFIG, method="ETD", progress=False, isolate=True)
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime > children + 1  # a child ran: torch alone takes >1 s
+    assert not alone.skipped and alone.steps == full.steps and alone.path == tmp_path / "final"
+    assert [x["loss"] for x in alone.losses] == pytest.approx([x["loss"] for x in full.losses], rel=1e-4, abs=1e-5)
+    weights = AutoModelForCausalLM.from_pretrained(alone.path).state_dict()
+    reference = AutoModelForCausalLM.from_pretrained(full.path).state_dict()
+    assert all(torch.allclose(value, reference[name], atol=1e-5) for name, value in weights.items())
+    assert train("tiny-llama", ROWS, tmp_path, LLAMA_CONFIG, method="ETD", progress=False, isolate=True).skipped
 
 
 def test_resume_with_dropout_and_accumulation(tmp_path):

@@ -6,6 +6,7 @@ import ctypes
 import functools
 import os
 import platform
+import signal
 from pathlib import Path
 
 
@@ -63,3 +64,13 @@ def trim_heap() -> bool:
     them, so its memory creeps up from run to run."""
     libc = _glibc()
     return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to send this process SIGTERM when its parent ends, so that a worker never outlives a stopped kernel
+    (False where there is no glibc)."""
+    libc = _glibc()
+    return libc is not None and libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0

@@ -59,6 +59,9 @@ class Params(TrainConfig):
     # sees each question once, types dealt round-robin: the same training budget as CoTD/PoTD/EoTD
     # training seeds (data order) per method: {PoTD: [0, 1, 2]}; a method not named trains once, with `seed`
     train_seeds: dict[str, list[int]] = field(default_factory=dict)
+    # each student trains in a process of its own (~5 s to start), so 03's memory stays flat across students; false
+    # trains them all in the notebook's kernel. Runs under `accelerate launch` always train in their own processes.
+    isolate_students: bool = True
     # evaluation (04)
     eval_sets: list[str] = field(default_factory=lambda: [
         "gsm_symbolic_template", "gsm_symbolic_instance", "gsm8k_test", "svamp", "asdiv", "multiarith", "gsm_hard"])

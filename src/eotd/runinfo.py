@@ -54,8 +54,10 @@ def versions() -> dict[str, str | None]:
 
 
 def peak_rss_mb() -> int:
-    """This process's peak resident memory so far, in MB (the kernel's ru_maxrss: KB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak resident memory so far, in MB, of this process plus its largest finished child (a student trained in a
+    process of its own, a sandbox worker): the kernel's ru_maxrss (KB on Linux, bytes on macOS) for both, summed, so
+    an upper bound of what the two held at once."""
+    peak = sum(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return peak // (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 

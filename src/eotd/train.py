@@ -493,8 +493,10 @@ def _save_final(accelerator, setup: _Setup, unwrapped, out_dir: Path, done: dict
 
 
 def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = TrainConfig(), method: str = "",
-          progress: bool = True, stop_after_steps: int | None = None) -> TrainResult:
-    """Fine-tune `student` on `rows` into out_dir/final (resuming out_dir/checkpoint; skipped if already done)."""
+          progress: bool = True, stop_after_steps: int | None = None, isolate: bool = False) -> TrainResult:
+    """Fine-tune `student` on `rows` into out_dir/final (resuming out_dir/checkpoint; skipped if already done).
+    With `isolate`, the run happens in a process of its own, so that nothing it allocated (nor the heap's fragments)
+    is left in this one: memory stays flat across any number of students."""
     from accelerate.utils import release_memory
 
     out_dir = Path(out_dir)
@@ -504,6 +506,8 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
         return earlier
     if not rows:
         raise ValueError("no training rows")
+    if isolate:
+        return _in_own_process(student, rows, out_dir, config, method, progress, stop_after_steps)
     meta = {"run_hash": run_hash, "data_hash": dhash, "student": student, "config": dataclasses.asdict(config)}
     result = _run(student, rows, out_dir, config, meta, method, progress, stop_after_steps)
     # the run's model and Accelerator hold reference cycles: collect them (and empty the GPU cache) now, before the
@@ -511,6 +515,17 @@ def train(student: str, rows: list[dict], out_dir: Path, config: TrainConfig = T
     release_memory()
     machine.trim_heap()
     return result
+
+
+def _in_own_process(*args) -> TrainResult:
+    """`train(*args)` in a freshly spawned process (about 5 s to import torch and transformers, against minutes of
+    training), which ends with the parent."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=machine.die_with_parent) as worker:
+        return worker.submit(train, *args).result()
 
 
 def _run(student: str, rows: list[dict], out_dir: Path, config: TrainConfig, meta: dict, method: str,
