@@ -19,8 +19,6 @@ runs 04's generation for one thought on the first `--per-set` problems of each b
 settings and budget, and says where the time goes: prefill forwards, decoding steps, and the cache's compaction
 (rows that ended dropped, new rows joined). Needs the default's verification cache (EOTD_CACHE_DIR) for the budget.
 
-`--rows N` runs it with batches of up to N rows (the token budget scaled alike) instead of the tier's.
-
 `--argmax` times a decoding step's greedy pick over the vocabulary (96 rows of bf16 logits): argmax in bf16 vs the
 conversion to fp32 plus an fp32 argmax (what eotd.infer does), and checks the two pick the same tokens.
 """
@@ -30,7 +28,7 @@ import time
 import torch
 from bench_train import matmul_peak
 
-from eotd import infer, machine, models, protocol, runinfo
+from eotd import infer, machine, models, protocol
 from eotd.data import load, load_gsm_symbolic
 
 N, NAIVE_N, MAX_NEW = 96, 16, 64
@@ -143,9 +141,8 @@ class Split:
         infer._forward_argmax, infer._Rows.keep, infer._Rows.join = self._saved
 
 
-def split(student: str, thought: str, per_set: int, rows: int | None = None) -> None:
-    """04's generation of one model and thought with the default tier's settings (or up to `rows` rows a batch, its
-    token budget scaled alike): where the time goes."""
+def split(student: str, thought: str, per_set: int) -> None:
+    """04's generation of one model and thought with the default tier's settings: where the time goes."""
     from eotd import generation, verification
     from eotd.params import load as load_params
 
@@ -157,9 +154,8 @@ def split(student: str, thought: str, per_set: int, rows: int | None = None) -> 
     cap = p.max_new_tokens if base else generation.token_budget(p, verification.load_train_splits(p))[thought]
     with Split() as parts:
         start = time.perf_counter()
-        rows = rows or p.eval_batch_size
-        outputs = infer.generate(model, tokenizer, prompts, cap, batch_size=rows,
-                                 batch_tokens=p.eval_batch_tokens * rows // p.eval_batch_size)
+        outputs = infer.generate(model, tokenizer, prompts, cap, batch_size=p.eval_batch_size,
+                                 batch_tokens=p.eval_batch_tokens)
         elapsed = time.perf_counter() - start
     new = [len(ids) for ids in tokenizer(outputs, add_special_tokens=False)["input_ids"]]
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
@@ -168,8 +164,7 @@ def split(student: str, thought: str, per_set: int, rows: int | None = None) -> 
           f"new tokens (median {sorted(new)[len(new) // 2]}, {sum(n >= cap for n in new)} at the cap); "
           f"{len(prompts) / elapsed:.2f} problems/s in {elapsed:.1f} s: {shares}; {parts.prefills} prefills of "
           f"{parts.prefill_tokens} tokens with padding, {parts.steps} decoding steps of "
-          f"{parts.rows / max(1, parts.steps):.0f} rows (at most {rows}), peak {runinfo.peak_rss_mb()} MB; "
-          f"{machine.describe()}", flush=True)
+          f"{parts.rows / max(1, parts.steps):.0f} rows; {machine.describe()}", flush=True)
 
 
 def argmax_cost(rows: int = 96, vocab: int = 49152, repeats: int = 200) -> None:
@@ -197,10 +192,9 @@ def main() -> None:
                         "folder or base")
     parser.add_argument("--thought", default="pot", help="with --split: the thought type to prompt")
     parser.add_argument("--per-set", type=int, default=50, help="with --split: problems per benchmark")
-    parser.add_argument("--rows", type=int, help="with --split: rows a batch (default: the tier's eval_batch_size)")
     args = parser.parse_args()
     if args.split:
-        return split(args.split, args.thought, args.per_set, args.rows)
+        return split(args.split, args.thought, args.per_set)
     if args.argmax:
         return argmax_cost()
     if args.engines:
