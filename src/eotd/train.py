@@ -523,9 +523,14 @@ def _in_own_process(*args) -> TrainResult:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=machine.die_with_parent) as worker:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker) as worker:
         return worker.submit(train, *args).result()
+
+
+def _start_worker() -> None:
+    """A training worker ends with its parent and, like the notebook that started it, keeps the libraries quiet."""
+    machine.die_with_parent()
+    console.quiet_libraries()
 
 
 def _run(student: str, rows: list[dict], out_dir: Path, config: TrainConfig, meta: dict, method: str,
