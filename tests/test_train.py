@@ -271,7 +271,8 @@ def test_resume_reproduces_the_uninterrupted_run(llama_run, tmp_path):
 
 
 def test_an_isolated_run_trains_in_another_process_like_an_in_process_one(llama_run, tmp_path):
-    """isolate=True: the student trains in a spawned process, with the same losses and weights as the run in this process; a rerun is skipped here without starting a process."""
+    """isolate=True: the student trains in a spawned process, with the same losses and weights as the run in this
+    process; a rerun is skipped here without starting a process."""
     out, full = llama_run
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     alone = train("tiny-llama", ROWS, tmp_path, LLAMA_CONFIG, method="ETD", progress=False, isolate=True)
@@ -281,7 +282,9 @@ def test_an_isolated_run_trains_in_another_process_like_an_in_process_one(llama_
     weights = AutoModelForCausalLM.from_pretrained(alone.path).state_dict()
     reference = AutoModelForCausalLM.from_pretrained(full.path).state_dict()
     assert all(torch.allclose(value, reference[name], atol=1e-5) for name, value in weights.items())
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     assert train("tiny-llama", ROWS, tmp_path, LLAMA_CONFIG, method="ETD", progress=False, isolate=True).skipped
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime == children  # no process was started
 
 
 def test_resume_with_dropout_and_accumulation(tmp_path):

@@ -57,9 +57,10 @@ def fit(p: Params, label: str, rows: list[dict], progress: bool = True, seed: in
     from accelerate import PartialState
 
     config = dataclasses.replace(train_config(p), seed=p.seed if seed is None else seed)
-    alone = p.isolate_students and PartialState().num_processes == 1
+    state = PartialState()
+    alone = p.isolate_students and state.num_processes == 1
     result = train(p.student, rows, student_dir(p, label), config, method=label, progress=progress, isolate=alone)
-    if PartialState().is_main_process:  # under `accelerate launch` only one process writes
+    if state.is_main_process:  # under `accelerate launch` only one process writes
         model_cards.write(result.path, p, label, rows, result)
     return result
 
